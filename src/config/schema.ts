@@ -1,0 +1,192 @@
+/**
+ * The hub's configuration schema (contract §7), validated with zod at boot. Provider and
+ * partner blocks are validated again by their connector's own schema (see ./load.ts), so a
+ * connector owns the shape of its settings.
+ */
+import { z } from 'zod';
+import { DEBTOR_TYPES } from '../domain/types';
+
+const currency = z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code like EUR');
+export const moneySchema = z.object({ value: z.number().int().nonnegative(), currency });
+
+export const policySchema = z.object({
+  /** Days after the first failure before an unpaid invoice may go to the partner (0 = at once). */
+  handoverAfterDays: z.number().int().min(0).max(3650).default(14),
+  /** The customer's open amount must be at least this for a hand-over. */
+  minAmount: moneySchema.default({ value: 0, currency: 'EUR' }),
+  /** A later unpaid invoice within this many days of the open case's last claim is stacked onto it. */
+  stackWindowDays: z.number().int().min(0).max(3650).default(45),
+  /** Debtor type assumed when the PSP does not tell (most subscription customers are consumers). */
+  defaultDebtorType: z.enum(DEBTOR_TYPES).default('consumer'),
+  /**
+   * Apply the debtor-process rules of mappings/policy/country-rules.yaml (notice before
+   * hand-over, statutory collection costs). The debtor's country decides, else the merchant's.
+   */
+  countryRules: z.boolean().default(true),
+  /**
+   * When the merchant's own dunning sends the pre-hand-over letter (the 14-day letter in NL),
+   * in days after the first failure, unless the merchant reports the date per invoice
+   * (`POST /v1/invoices/:ref/reminder`).
+   */
+  noticeAfterDays: z.number().int().min(0).max(3650).default(0),
+});
+export type Policy = z.infer<typeof policySchema>;
+
+/**
+ * A Standard Webhooks signing secret: `whsec_` + base64 of 24 to 64 random bytes (the spec's
+ * 192-bit minimum and 512-bit maximum; src/notify/standard-webhooks.ts signs with the decoded bytes).
+ */
+export const standardWebhookSecretSchema = z.string().superRefine((s, ctx) => {
+  const body = s.startsWith('whsec_') ? s.slice('whsec_'.length) : null;
+  if (body === null || !/^[A-Za-z0-9+/]+={0,2}$/.test(body)) {
+    ctx.addIssue({ code: 'custom', message: 'must be whsec_ followed by base64 (e.g. whsec_ + `openssl rand -base64 32`)' });
+    return;
+  }
+  const bytes = Buffer.from(body, 'base64').length;
+  if (bytes < 24 || bytes > 64) ctx.addIssue({ code: 'custom', message: `must decode to 24–64 bytes (192–512 bits); this one is ${bytes}` });
+});
+
+/** Events a merchant endpoint can receive (src/notify/events.ts). */
+export const MERCHANT_WEBHOOK_EVENT_TYPES = ['invoice.status_changed', 'case.status_changed'] as const;
+
+/** Where the hub sends the merchant's invoice and case status changes, signed per Standard Webhooks. */
+export const merchantWebhooksSchema = z.strictObject({
+  url: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }),
+  secret: standardWebhookSecretSchema,
+  /** Only these event types; absent: all of them. */
+  events: z.array(z.enum(MERCHANT_WEBHOOK_EVENT_TYPES)).min(1).optional(),
+});
+
+/**
+ * Writing the agency's outcome back to the PSP (src/notify/stripe-writeback-stage.ts). Absent:
+ * nothing is written back. `stripe: {}` turns it on with the defaults; it needs the merchant's
+ * Stripe `apiKey`.
+ */
+export const writeBackSchema = z.strictObject({
+  stripe: z
+    .strictObject({
+      /** Mark the Stripe invoice paid out of band when the agency collected it (the subscription recovers). */
+      markPaid: z.boolean().default(true),
+      /** Mark the Stripe invoice uncollectible when the agency wrote it off. */
+      markUncollectible: z.boolean().default(false),
+    })
+    .optional(),
+});
+
+export const merchantSchema = z.object({
+  id: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lower-case letters, digits, - and _ only'),
+  name: z.string().min(1),
+  country: z.string().regex(/^[A-Z]{2}$/, 'must be an ISO 3166 alpha-2 code like NL'),
+  /** Provider id → that provider's settings; validated by the provider's connector. */
+  providers: z.record(z.string(), z.unknown()).default({}),
+  partner: z.string().min(1),
+  policy: policySchema.default(policySchema.parse({})),
+  /** The merchant's endpoint for status-change webhooks (Standard Webhooks); absent: none sent. */
+  webhooks: merchantWebhooksSchema.optional(),
+  /** PSP write-back of agency outcomes; absent: none. */
+  writeBack: writeBackSchema.optional(),
+}).superRefine((m, ctx) => {
+  // Write-back calls Stripe's API: without the merchant's key every write-back would dead-letter.
+  const stripe = m.providers.stripe as { apiKey?: unknown } | null | undefined;
+  if (m.writeBack?.stripe && !(typeof stripe?.apiKey === 'string' && stripe.apiKey.trim())) {
+    ctx.addIssue({ code: 'custom', path: ['writeBack', 'stripe'], message: 'needs providers.stripe.apiKey (write-back calls the Stripe API)' });
+  }
+});
+
+const signingKeySchema = z.object({
+  kid: z.string().min(1),
+  alg: z.enum(['RS256', 'ES256']),
+  privateKeyPem: z.string().includes('PRIVATE KEY', { message: 'must be a PEM private key' }),
+});
+
+const perSecond = z.number().min(0, 'must be 0 (no limit) or more');
+const burst = z.number().int().min(1, 'must be at least 1');
+
+/** Defaults of `rateLimits`: far above what one merchant's PSPs send, below what floods a process. */
+export const RATE_LIMIT_DEFAULTS = {
+  webhooksPerSecondPerMerchant: 1000,
+  webhooksBurst: 2000,
+  apiPerSecondPerMerchant: 100,
+  apiBurst: 200,
+  partnerPushPerSecond: 200,
+  partnerPushBurst: 400,
+  perAddressPerSecond: 2000,
+  perAddressBurst: 4000,
+};
+
+export const circuitBreakerSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  /** Consecutive retryable failures (network, timeout, 408, 5xx) that open the circuit. */
+  failureThreshold: z.number().int().min(1).default(5),
+  /** Also open when this share of the calls in the window failed (0..1)… */
+  failureRate: z.number().gt(0).max(1).default(0.5),
+  /** …once the window holds at least this many calls. */
+  minimumCalls: z.number().int().min(1).default(20),
+  windowMs: z.number().int().positive().default(60_000),
+  /** Open this long before one probe call is let through (half-open). */
+  coolDownMs: z.number().int().positive().default(30_000),
+  /** A failed probe doubles the cool-down, up to this. */
+  maxCoolDownMs: z.number().int().positive().default(300_000),
+});
+
+export const configSchema = z.object({
+  hub: z.object({
+    id: z.string().min(1).default('collection-hub'),
+    publicUrl: z.url().default('http://localhost:3000'),
+    port: z.number().int().min(0).max(65535).default(3000),
+    host: z.string().default('0.0.0.0'),
+    /** Where the embedded database lives when DATABASE_URL is not set. */
+    dataDir: z.string().default('./data'),
+    logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+    /** Largest webhook body accepted, in bytes. */
+    maxBodyBytes: z.number().int().positive().default(256 * 1024),
+    /** The hub's own key for RS256/ES256 calls to partners; generated and kept in the database when absent. */
+    signingKey: signingKeySchema.optional(),
+  }),
+  auth: z.object({
+    merchantTokenSecret: z.string().min(16, 'must be at least 16 characters'),
+    merchantTokenTtlSeconds: z.number().int().positive().default(8 * 3600),
+  }),
+  delivery: z
+    .object({
+      maxAttempts: z.number().int().min(1).default(12),
+      baseDelayMs: z.number().int().positive().default(2000),
+      maxDelayMs: z.number().int().positive().default(3600_000),
+      /** How often the reconciler re-enqueues due outbox rows. */
+      reconcileEverySeconds: z.number().positive().default(5),
+      /** An in-flight row whose worker died is picked up again after this long. */
+      leaseSeconds: z.number().int().positive().default(120),
+      concurrency: z.number().int().min(1).max(64).default(8),
+      /** Per partner: stop calling an agency that is down, probe it after a cool-down (src/delivery/circuit-breaker.ts). */
+      circuitBreaker: circuitBreakerSchema.default(circuitBreakerSchema.parse({})),
+    })
+    .default({ maxAttempts: 12, baseDelayMs: 2000, maxDelayMs: 3600_000, reconcileEverySeconds: 5, leaseSeconds: 120, concurrency: 8, circuitBreaker: circuitBreakerSchema.parse({}) }),
+  /**
+   * Token-bucket limits on the public endpoints (src/http/rate-limit.ts), per process: requests per
+   * second (0 = no limit; fractions allowed) and the burst a quiet bucket holds. Answered 429 with
+   * Retry-After. Generous by default: the demo and a PSP's retry storm stay well inside them.
+   */
+  rateLimits: z
+    .object({
+      /** Webhooks of one merchant (all its PSPs together). */
+      webhooksPerSecondPerMerchant: perSecond.default(RATE_LIMIT_DEFAULTS.webhooksPerSecondPerMerchant),
+      webhooksBurst: burst.default(RATE_LIMIT_DEFAULTS.webhooksBurst),
+      /** Merchant API calls of one merchant (counted after its token is verified). */
+      apiPerSecondPerMerchant: perSecond.default(RATE_LIMIT_DEFAULTS.apiPerSecondPerMerchant),
+      apiBurst: burst.default(RATE_LIMIT_DEFAULTS.apiBurst),
+      /** Pushes of one partner to /v1/partners/:id/events. */
+      partnerPushPerSecond: perSecond.default(RATE_LIMIT_DEFAULTS.partnerPushPerSecond),
+      partnerPushBurst: burst.default(RATE_LIMIT_DEFAULTS.partnerPushBurst),
+      /** Every /v1/… request of one source address (IPv6: one /64), before anything else is read. */
+      perAddressPerSecond: perSecond.default(RATE_LIMIT_DEFAULTS.perAddressPerSecond),
+      perAddressBurst: burst.default(RATE_LIMIT_DEFAULTS.perAddressBurst),
+    })
+    .strict()
+    .default(RATE_LIMIT_DEFAULTS),
+  merchants: z.array(merchantSchema).min(1, 'at least one merchant is needed'),
+  /** Partner blocks are validated by their connector's schema (connector: reference, …). */
+  partners: z.array(z.object({ id: z.string().min(1), connector: z.string().min(1) }).loose()).min(1, 'at least one partner is needed'),
+});
+
+export type RawHubConfig = z.infer<typeof configSchema>;
+export type MerchantConfig = z.infer<typeof merchantSchema>;

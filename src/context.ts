@@ -1,0 +1,59 @@
+/**
+ * What every stage of the hub gets: config, database, queue, clock, logger, metrics, and the
+ * connectors built for each merchant and partner. Built once by createHub().
+ */
+import type { HubConfig, PartnerSettings } from './config/load';
+import type { Database, Sql } from './store/db';
+import type { Dispatcher } from './queue/dispatcher';
+import type { Clock } from './domain/clock';
+import type { Logger } from './observability/logger';
+import type { Metrics } from './observability/metrics';
+import type { PspMapping, AgencyMapping } from './mappings/types';
+import type { AgencyClient, HubTokenSigner } from '../connectors/agency/types';
+import { addToOutbox, type DispatchItem, type OutboxInput } from './outbox/outbox';
+
+export type MerchantSettings = HubConfig['merchants'][number];
+
+export interface PartnerRuntime {
+  settings: PartnerSettings;
+  client: AgencyClient;
+  mapping: AgencyMapping;
+}
+
+/** Collects outbox rows inside a transaction; they are dispatched only after it commits. */
+export interface OutboxWriter {
+  add(row: OutboxInput): Promise<void>;
+}
+
+export interface HubContext {
+  config: HubConfig;
+  db: Database;
+  dispatcher: Dispatcher;
+  clock: Clock;
+  logger: Logger;
+  metrics: Metrics;
+  merchants: Map<string, MerchantSettings>;
+  partners: Map<string, PartnerRuntime>;
+  pspMappings: Map<string, PspMapping>;
+  signer: HubTokenSigner & { jwks(): { keys: object[] } };
+  /** Run fn in a transaction; the outbox rows it adds are dispatched once it has committed. */
+  commit<T>(fn: (sql: Sql, outbox: OutboxWriter) => Promise<T>): Promise<T>;
+}
+
+export function makeCommit(db: Database, dispatcher: Dispatcher, clock: Clock) {
+  return async function commit<T>(fn: (sql: Sql, outbox: OutboxWriter) => Promise<T>): Promise<T> {
+    const items: DispatchItem[] = [];
+    const out = await db.tx(async (sql) => {
+      items.length = 0; // a retried transaction starts clean
+      const writer: OutboxWriter = {
+        async add(row) {
+          const item = await addToOutbox(sql, row, clock.now());
+          if (item) items.push(item);
+        },
+      };
+      return fn(sql, writer);
+    });
+    if (items.length) await dispatcher.dispatch(items);
+    return out;
+  };
+}

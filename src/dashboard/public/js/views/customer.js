@@ -1,0 +1,81 @@
+// Customer page: who, amounts open and collected, invoices by status, cases, and the whole
+// timeline across the customer's invoices, cases and claims.
+
+import { api } from '../api.js';
+import { h, mount, badge, words, link, idLink, routes, money, stat, card, table, facts, time, fmtMoney } from '../dom.js';
+import { timeline } from './timeline.js';
+
+export default async function customer(root, { args, alive }) {
+  const ref = args[0];
+  const c = await api(`/v1/customers/${encodeURIComponent(ref)}`);
+  if (!alive()) return;
+  const amounts = c.amounts.length ? c.amounts : [{ currency: 'EUR', open: { value: 0, currency: 'EUR' }, collected: { value: 0, currency: 'EUR' }, paidToMerchantAfterFailure: { value: 0, currency: 'EUR' } }];
+  const caseById = new Map(c.cases.map((k) => [k.id, k]));
+
+  mount(root, 
+    h('nav', { class: 'crumbs' }, h('a', { href: '#/overview' }, 'Overview'), ' / Customer'),
+    h(
+      'div',
+      { class: 'page-head' },
+      h('div', null, h('h1', { dataset: { customer: c.ref } }, c.name ?? c.ref), h('p', { class: 'sub' }, h('code', null, c.ref), ' · ', h('code', null, c.id), c.email ? ` · ${c.email}` : '', c.country ? ` · ${c.country}` : '', ` · ${words(c.type)}`)),
+      h('div', { class: 'page-tools' }, h('a', { class: 'btn', href: routes.log({ customer: c.ref }) }, 'Sync log for this customer')),
+    ),
+    h(
+      'div',
+      { class: 'stats' },
+      amounts.flatMap((a) => [
+        stat(`Open${c.amounts.length > 1 ? ` (${a.currency})` : ''}`, money(a.open), { tone: a.open.value > 0 ? 'amber' : null, id: 'open' }),
+        stat(`Collected${c.amounts.length > 1 ? ` (${a.currency})` : ''}`, money(a.collected), { tone: a.collected.value > 0 ? 'green' : null, id: 'collected' }),
+        stat('Paid to you after a failure', money(a.paidToMerchantAfterFailure), { id: 'paid-to-merchant' }),
+      ]),
+      stat('Invoices', String(c.invoiceCount), { note: Object.entries(c.byStatus).map(([s, v]) => `${v.count} ${words(s)}`).join(' · ') }),
+    ),
+    h(
+      'div',
+      { class: 'grid-2' },
+      card(
+        'Status',
+        facts([
+          ['Open cases', c.openCases.length ? h('span', null, c.openCases.map((k) => h('span', { class: 'inline-item' }, badge(k.status), ' ', k.partner, k.partnerRef ? ` (${k.partnerRef})` : ''))) : 'none'],
+          ['Last failure', c.lastFailure ? h('span', null, words(c.lastFailure.reason), ' ', h('code', null, c.lastFailure.code), ' · ', time(c.lastFailure.at)) : null],
+          ['How the last failure ended', c.lastOutcome ? h('span', null, badge(c.lastOutcome.status), ' ', words(c.lastOutcome.resolution ?? ''), c.lastOutcome.by ? ` · by ${c.lastOutcome.by}` : '', ' · ', link(routes.invoice(c.lastOutcome.invoiceId), 'invoice')) : 'not ended yet'],
+          ['Failure reasons', c.failureReasons.length ? c.failureReasons.map((r) => `${words(r.reason)} × ${r.count}`).join(', ') : null],
+          ['Subscription', c.subscriptionStatus ? words(c.subscriptionStatus) : null],
+          ['Mandate', c.mandateStatus ? words(c.mandateStatus) : null],
+        ]),
+      ),
+      card(
+        'Cases',
+        table(
+          [
+            { label: 'Case', cell: (k) => idLink(routes.log({ case: k.id }), k.id) },
+            { label: 'Partner', cell: (k) => k.partner },
+            { label: 'Status', cell: (k) => badge(k.status) },
+            { label: 'Resolution', cell: (k) => words(k.resolution ?? '') },
+            { label: 'Opened', cell: (k) => time(k.openedAt, { dateOnly: true }) },
+          ],
+          c.cases,
+          { empty: 'Never handed over.' },
+        ),
+      ),
+    ),
+    card(
+      'Invoices',
+      table(
+        [
+          { label: 'Invoice', cell: (i) => link(routes.invoice(i.ref ?? i.id), i.number ?? i.ref ?? i.id) },
+          { label: 'PSP id', cell: (i) => h('code', null, i.ref ?? '—') },
+          { label: 'Status', cell: (i) => badge(i.status) },
+          { label: 'Resolution', cell: (i) => words(i.resolution ?? '') },
+          { label: 'Failure reason', cell: (i) => words(i.failureReason ?? '') },
+          { label: 'Due', class: 'num', cell: (i) => fmtMoney(i.amountDue) },
+          { label: 'Collected', class: 'num', cell: (i) => fmtMoney(i.amountCollected) },
+          { label: 'Case', cell: (i) => (i.caseId ? h('span', { class: 'nowrap' }, idLink(routes.log({ case: i.caseId }), i.caseId), caseById.get(i.caseId) ? ' ' : '', caseById.get(i.caseId) ? badge(caseById.get(i.caseId).status) : null) : '—') },
+        ],
+        c.invoices,
+        { empty: 'No invoices.', rowAttrs: (i) => ({ dataset: { invoice: i.ref ?? i.id } }) },
+      ),
+    ),
+    card('Timeline', timeline(c.timeline)),
+  );
+}

@@ -1,0 +1,55 @@
+/**
+ * The sync log (contract §6 `/v1/sync-log`): every inbound and outbound exchange with its
+ * outcome. Payloads are redacted before they are written.
+ */
+import type { Sql } from '../store/db';
+import { redact } from '../observability/redact';
+
+export type ExchangeOutcome = 'ok' | 'duplicate' | 'ignored' | 'rejected' | 'retrying' | 'dead' | 'stale' | 'failed';
+
+export interface ExchangeEntry {
+  merchantId: string | null;
+  direction: 'in' | 'out';
+  /** A PSP id (stripe…) or a partner id. */
+  party: string;
+  /** The event type or the call (`POST /v1/cases`). */
+  operation: string;
+  outcome: ExchangeOutcome;
+  httpStatus?: number | null;
+  latencyMs?: number | null;
+  customerId?: string | null;
+  invoiceId?: string | null;
+  caseId?: string | null;
+  outboxId?: number | null;
+  inboundEventId?: number | null;
+  summary?: string | null;
+  request?: unknown;
+  response?: unknown;
+  at: Date;
+}
+
+/** Cap stored payloads so one huge body cannot bloat the log. */
+function bounded(v: unknown): string | null {
+  if (v === undefined || v === null) return null;
+  const s = JSON.stringify(redact(v));
+  return s.length > 64_000 ? JSON.stringify({ truncated: true, preview: s.slice(0, 2000) }) : s;
+}
+
+export async function recordExchanges(sql: Sql, entries: ExchangeEntry[]): Promise<void> {
+  if (!entries.length) return;
+  const cols = 16;
+  const values: unknown[] = [];
+  const rows = entries.map((e, i) => {
+    values.push(
+      e.merchantId, e.direction, e.party, e.operation, e.outcome, e.httpStatus ?? null, e.latencyMs == null ? null : Math.round(e.latencyMs),
+      e.customerId ?? null, e.invoiceId ?? null, e.caseId ?? null, e.outboxId ?? null, e.inboundEventId ?? null,
+      e.summary ?? null, bounded(e.request), bounded(e.response), e.at,
+    );
+    return `(${Array.from({ length: cols }, (_, j) => `$${i * cols + j + 1}`).join(',')})`;
+  });
+  await sql.query(
+    `INSERT INTO exchanges (merchant_id, direction, party, operation, outcome, http_status, latency_ms, customer_id, invoice_id, case_id,
+       outbox_id, inbound_event_id, summary, request, response, created_at) VALUES ${rows.join(',')}`,
+    values,
+  );
+}

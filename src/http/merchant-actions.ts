@@ -1,0 +1,162 @@
+/**
+ * The merchant's own actions on an invoice that is with a collection partner:
+ *
+ *   POST /v1/invoices/:ref/withdraw   { reason }  take it back (the claim is withdrawn)
+ *   POST /v1/invoices/:ref/hold       { reason }  pause collecting it
+ *   POST /v1/invoices/:ref/resume     { reason }  carry on after a hold
+ *
+ * Each changes the claim and invoice at once (with the reason on their timelines), and owes the
+ * agency the matching call through the outbox (`agency.withdraw`, `agency.hold`,
+ * `agency.resume`), in the same transaction; the call and the merchant's request both show in
+ * the sync log. Tenant-scoped like the rest of the merchant API: another merchant's invoice is
+ * 404; an invoice not with a partner (or not on hold, for resume) is 409. Answers 202: the agency
+ * is told shortly, not yet.
+ */
+import express, { type Request, type RequestHandler, type Router } from 'express';
+import { z } from 'zod';
+import type { HubContext } from '../context';
+import type { Sql } from '../store/db';
+import type { CaseRow, ClaimRow, InvoiceRow } from '../ledger/rows';
+import { addHistory } from '../ledger/history';
+import { withdrawClaim } from '../ledger/payment-ledger';
+import { partnerLane } from '../outbox/outbox';
+import { recordExchanges } from '../exchanges/exchange-log';
+import { outboxKind } from '../notify/kinds';
+import { requireMerchant } from './merchant-auth';
+import { HttpError, notFound } from './errors';
+import { invoiceView } from './merchant-api';
+
+export const MERCHANT_ACTIONS = ['withdraw', 'hold', 'resume'] as const;
+export type MerchantAction = (typeof MERCHANT_ACTIONS)[number];
+
+const MAX_REF_LENGTH = 256;
+const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
+
+const actionBody = z.strictObject({
+  reason: z
+    .string({ error: 'reason is required (a short text the agency and your timeline will show)' })
+    .trim()
+    .min(1, 'reason must not be empty')
+    .max(500, 'reason must be at most 500 characters')
+    .refine((s) => !CONTROL.test(s), 'reason contains control characters'),
+});
+
+/** Claim statuses in which the invoice is still with the partner. */
+const LIVE = `status NOT IN ('withdrawn','closed','paid','uncollectible')`;
+
+function refParam(req: Request): string {
+  const v = String(req.params.ref);
+  if (v.length > MAX_REF_LENGTH || /[\u0000-\u001f\u007f]/.test(v)) throw new HttpError(400, 'bad_request', 'ref is not a valid invoice reference');
+  return v;
+}
+
+function parseReason(body: unknown): string {
+  if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new HttpError(400, 'bad_request', 'send a JSON object { "reason": "…" } with Content-Type: application/json');
+  }
+  const parsed = actionBody.safeParse(body);
+  if (!parsed.success) {
+    throw new HttpError(400, 'bad_request', parsed.error.issues[0].message);
+  }
+  return parsed.data.reason;
+}
+
+/** The status a claim or invoice had before its last hold (kept on the hold's history row). */
+async function statusBeforeHold(sql: Sql, entity: 'claim' | 'invoice', id: string): Promise<string | null> {
+  const r = await sql.query<{ detail: { previousStatus?: string } | null }>(
+    `SELECT detail FROM status_history WHERE entity = $1 AND entity_id = $2 AND status = 'on_hold' ORDER BY id DESC LIMIT 1`,
+    [entity, id],
+  );
+  const prev = r.rows[0]?.detail?.previousStatus;
+  return typeof prev === 'string' && prev !== 'on_hold' ? prev : null;
+}
+
+interface Outcome {
+  invoice: InvoiceRow;
+  claim: ClaimRow;
+  kase: CaseRow;
+  status: string;
+}
+
+async function act(ctx: HubContext, merchantId: string, ref: string, action: MerchantAction, reason: string): Promise<Outcome> {
+  return ctx.commit(async (sql, outbox) => {
+    const found = (await sql.query<{ id: string; customer_id: string }>(
+      `SELECT id, customer_id FROM invoices WHERE merchant_id = $1 AND (id = $2 OR provider_ref = $2) ORDER BY created_at LIMIT 1`,
+      [merchantId, ref],
+    )).rows[0];
+    if (!found) throw notFound(`invoice ${ref}`);
+    // The ledger's lock order: customer, then invoice, claim, case (so this never deadlocks with it).
+    await sql.query(`SELECT id FROM customers WHERE id = $1 FOR UPDATE`, [found.customer_id]);
+    const inv = (await sql.query<InvoiceRow>(`SELECT * FROM invoices WHERE id = $1 FOR UPDATE`, [found.id])).rows[0];
+    const claim = (await sql.query<ClaimRow>(`SELECT * FROM claims WHERE invoice_id = $1 AND ${LIVE} ORDER BY created_at DESC LIMIT 1 FOR UPDATE`, [inv.id])).rows[0];
+    if (!claim) throw new HttpError(409, 'not_in_collection', `invoice ${ref} is ${inv.status}: only an invoice with a collection partner can be ${action === 'withdraw' ? 'withdrawn' : action === 'hold' ? 'put on hold' : 'resumed'}`);
+    const kase = (await sql.query<CaseRow>(`SELECT * FROM cases WHERE id = $1 AND merchant_id = $2 FOR UPDATE`, [claim.case_id, merchantId])).rows[0];
+    if (!kase) throw notFound(`case of invoice ${ref}`);
+    const now = ctx.clock.now();
+    const common = { merchantId, customerId: inv.customer_id, invoiceId: inv.id, caseId: kase.id };
+    let status: string;
+
+    if (action === 'withdraw') {
+      await withdrawClaim(sql, outbox, claim, kase.partner_id, reason, 'merchant', now, now);
+      status = 'withdrawn';
+      await sql.query(`UPDATE invoices SET status = 'withdrawn', resolution = 'withdrawn_by_merchant', resolved_by = 'merchant', updated_at = $2 WHERE id = $1`, [inv.id, now]);
+      await addHistory(sql, { merchantId, entity: 'invoice', entityId: inv.id, status, reason, source: 'merchant', occurredAt: now, detail: { claimId: claim.id, caseId: kase.id } }, now);
+    } else {
+      if (action === 'hold' && claim.status === 'on_hold') throw new HttpError(409, 'already_on_hold', `invoice ${ref} is already on hold`);
+      if (action === 'resume' && claim.status !== 'on_hold') throw new HttpError(409, 'not_on_hold', `invoice ${ref} is not on hold (its claim is ${claim.status})`);
+      const claimTo = action === 'hold' ? 'on_hold' : ((await statusBeforeHold(sql, 'claim', claim.id)) ?? 'in_collection');
+      const invoiceTo = action === 'hold' ? 'on_hold' : ((await statusBeforeHold(sql, 'invoice', inv.id)) ?? claimTo);
+      status = invoiceTo;
+      // A claim can be held and resumed more than once; each request is its own agency call. Every
+      // hold (the merchant's or the agency's) adds an on_hold row, so the count keys each one apart.
+      const n = Number((await sql.query<{ n: string }>(
+        `SELECT count(*) AS n FROM status_history WHERE entity = 'claim' AND entity_id = $1 AND status = 'on_hold'`,
+        [claim.id],
+      )).rows[0].n);
+      const detail = (previousStatus: string) => (action === 'hold' ? { previousStatus } : { resumedFrom: previousStatus });
+      await sql.query(`UPDATE claims SET status = $2, updated_at = $3 WHERE id = $1`, [claim.id, claimTo, now]);
+      await addHistory(sql, { merchantId, entity: 'claim', entityId: claim.id, status: claimTo, reason, source: 'merchant', occurredAt: now, detail: detail(claim.status) }, now);
+      await sql.query(`UPDATE invoices SET status = $2, updated_at = $3 WHERE id = $1`, [inv.id, invoiceTo, now]);
+      await addHistory(sql, { merchantId, entity: 'invoice', entityId: inv.id, status: invoiceTo, reason, source: 'merchant', occurredAt: now, detail: { ...detail(inv.status), claimId: claim.id, caseId: kase.id } }, now);
+      await outbox.add({
+        kind: outboxKind(action === 'hold' ? 'agency.hold' : 'agency.resume'),
+        lane: partnerLane(kase.partner_id),
+        payload: { caseId: kase.id, claimId: claim.id, reason },
+        idempotencyKey: action === 'hold' ? `hold-${claim.id}-${n + 1}` : `resume-${claim.id}-${n}`,
+        ...common,
+      });
+    }
+    await recordExchanges(sql, [{
+      merchantId, direction: 'in', party: 'merchant', operation: `POST /v1/invoices/:ref/${action}`, outcome: 'ok', httpStatus: 202,
+      customerId: inv.customer_id, invoiceId: inv.id, caseId: kase.id, summary: `${action} requested: ${reason}`, request: { reason }, at: now,
+    }]);
+    const after = (await sql.query<InvoiceRow>(`SELECT * FROM invoices WHERE id = $1`, [inv.id])).rows[0];
+    const claimAfter = (await sql.query<ClaimRow>(`SELECT * FROM claims WHERE id = $1`, [claim.id])).rows[0];
+    const caseAfter = (await sql.query<CaseRow>(`SELECT * FROM cases WHERE id = $1`, [kase.id])).rows[0];
+    return { invoice: after, claim: claimAfter, kase: caseAfter, status };
+  });
+}
+
+export interface MerchantActionsOptions {
+  /** Per-merchant rate limit (the same buckets as the merchant API), run once the token named the merchant. */
+  perMerchantLimit?: RequestHandler;
+}
+
+export function merchantActionsRouter(ctx: HubContext, opts: MerchantActionsOptions = {}): Router {
+  const router = express.Router();
+  const auth = requireMerchant({ hubId: ctx.config.hub.id, secret: ctx.config.auth.merchantTokenSecret, merchantIds: new Set(ctx.merchants.keys()) });
+  const noLimit: RequestHandler = (_req, _res, next) => next();
+  const json = express.json({ limit: '16kb' });
+
+  for (const action of MERCHANT_ACTIONS) {
+    router.post(`/v1/invoices/:ref/${action}`, auth, opts.perMerchantLimit ?? noLimit, json, async (req, res) => {
+      const merchantId = req.merchantId!;
+      const ref = refParam(req);
+      const reason = parseReason(req.body);
+      const done = await act(ctx, merchantId, ref, action, reason);
+      ctx.logger.info(`invoice ${action} requested by merchant`, { merchantId, invoiceId: done.invoice.id, caseId: done.kase.id });
+      res.status(202).json({ action, reason, status: done.status, invoice: invoiceView(done.invoice, done.claim, done.kase) });
+    });
+  }
+  return router;
+}

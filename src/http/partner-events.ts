@@ -1,0 +1,68 @@
+/**
+ * The agency's push endpoint (contract §5): `POST /v1/partners/:partnerId/events` with a JWT
+ * signed by the agency. Updates are stored once by id before the 200; they are applied later
+ * from the outbox.
+ */
+import express, { type RequestHandler, type Router } from 'express';
+import type { HubContext } from '../context';
+import { PushRejection } from '../../connectors/agency/types';
+import { storePartnerUpdates } from '../sync/partner-updates';
+import { recordExchanges } from '../exchanges/exchange-log';
+import { HttpError, errorBody } from './errors';
+import { assertShallow, isJson, mediaType, storable } from './body-guard';
+import { redactText } from '../observability/redact';
+
+export interface PartnerEventsRouterOptions {
+  /** Per-partner rate limit, run once the partner is known and before the body is read. */
+  perPartnerLimit?: RequestHandler;
+}
+
+/** Refused before the body is read: an unknown or pull-only partner (404), a body that is not JSON (415). */
+function preflight(ctx: HubContext): RequestHandler {
+  return (req, _res, next) => {
+    const partnerId = String(req.params.partnerId);
+    const partner = ctx.partners.get(partnerId);
+    if (!partner) throw new HttpError(404, 'unknown_partner', `no partner ${partnerId}`);
+    if (!partner.client.verifyPush) throw new HttpError(404, 'push_not_supported', `partner ${partnerId} is pull-only`);
+    const type = mediaType(req.headers['content-type']);
+    if (!isJson(type)) throw new HttpError(415, 'unsupported_media_type', `a push body is application/json, not ${type || 'without a Content-Type'}`);
+    next();
+  };
+}
+
+export function partnerEventsRouter(ctx: HubContext, opts: PartnerEventsRouterOptions = {}): Router {
+  const router = express.Router();
+  const noLimit: RequestHandler = (_req, _res, next) => next();
+  // The raw bytes go to the partner's verifier, which checks the token first and only then parses
+  // (design.md habit 1): a forged push is refused 401 whatever its body, and nothing is parsed for it.
+  const raw = express.raw({ type: () => true, limit: ctx.config.hub.maxBodyBytes, inflate: false });
+  router.post('/v1/partners/:partnerId/events', preflight(ctx), opts.perPartnerLimit ?? noLimit, raw, async (req, res) => {
+    const partnerId = String(req.params.partnerId);
+    const partner = ctx.partners.get(partnerId)!;
+    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    assertShallow(body);
+    let updates;
+    try {
+      updates = partner.client.verifyPush!(
+        Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k.toLowerCase(), Array.isArray(v) ? v.join(',') : v])),
+        body,
+      );
+    } catch (err) {
+      if (!(err instanceof PushRejection)) throw err;
+      ctx.metrics.partnerUpdates.inc({ partner: partnerId, via: 'push', outcome: 'rejected' });
+      ctx.logger.warn('partner push rejected', { partner: partnerId, status: err.status, reason: err.message });
+      await ctx.db
+        .tx((sql) => recordExchanges(sql, [{ merchantId: null, direction: 'in', party: partnerId, operation: 'push', outcome: 'rejected', httpStatus: err.status, summary: redactText(err.message), at: ctx.clock.now() }]))
+        .catch(() => undefined);
+      res.status(err.status).json(errorBody('rejected', err.message));
+      return;
+    }
+    const now = ctx.clock.now();
+    // NUL and lone surrogates are valid JSON but not storable in PostgreSQL (body-guard.ts).
+    const storableUpdates = updates.map((u) => storable(u));
+    const r = await ctx.commit((sql, outbox) => storePartnerUpdates(sql, outbox, partnerId, storableUpdates, 'push', now));
+    ctx.metrics.partnerUpdates.inc({ partner: partnerId, via: 'push', outcome: 'stored' }, r.fresh);
+    res.status(200).json({ received: updates.length, new: r.fresh, duplicates: r.duplicates });
+  });
+  return router;
+}

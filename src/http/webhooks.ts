@@ -1,0 +1,126 @@
+/**
+ * Ingress (design.md, "Verify, then parse" and "Ack fast, work later"): take the raw bytes,
+ * let the PSP's connector verify them, store each event (deduplicated on merchant + provider +
+ * event id) with its outbox row in one transaction, and only then answer 2xx.
+ */
+import express, { type RequestHandler, type Router } from 'express';
+import type { HubContext } from '../context';
+import { pspConnectors } from '../../connectors/registry';
+import { WebhookRejection, type InboundRequest } from '../../connectors/psp/types';
+import { recordExchanges, type ExchangeEntry } from '../exchanges/exchange-log';
+import { HttpError, errorBody } from './errors';
+import { DatabaseUnavailable } from '../store/db';
+import { assertShallow, isForm, isJson, mediaType, storable } from './body-guard';
+import { redactText } from '../observability/redact';
+
+function lowerHeaders(h: Record<string, string | string[] | undefined>): Record<string, string | undefined> {
+  const out: Record<string, string | undefined> = {};
+  for (const [k, v] of Object.entries(h)) out[k.toLowerCase()] = Array.isArray(v) ? v.join(',') : v;
+  return out;
+}
+
+export interface WebhookRouterOptions {
+  /** Per-merchant rate limit, run once the merchant is known to exist and before the body is read. */
+  perMerchantLimit?: RequestHandler;
+}
+
+/**
+ * What is refused before a byte of the body is read: an unknown merchant or provider (404) and a
+ * body that is neither JSON nor a form (415) — every PSP we speak posts one of the two.
+ */
+function preflight(ctx: HubContext): RequestHandler {
+  return (req, _res, next) => {
+    const { provider, merchantId } = req.params as { provider: string; merchantId: string };
+    const merchant = ctx.merchants.get(merchantId);
+    if (!merchant) throw new HttpError(404, 'unknown_merchant', `no merchant ${merchantId}`);
+    if (!pspConnectors.get(provider) || !merchant.providers[provider]) throw new HttpError(404, 'unknown_provider', `merchant ${merchantId} has no provider ${provider}`);
+    const type = mediaType(req.headers['content-type']);
+    if (!isJson(type) && !isForm(type)) {
+      throw new HttpError(415, 'unsupported_media_type', `a webhook body is application/json or application/x-www-form-urlencoded, not ${type || 'without a Content-Type'}`);
+    }
+    next();
+  };
+}
+
+export function webhookRouter(ctx: HubContext, opts: WebhookRouterOptions = {}): Router {
+  const router = express.Router();
+  const noLimit: RequestHandler = (_req, _res, next) => next();
+  router.post(
+    '/v1/webhooks/:provider/:merchantId',
+    preflight(ctx),
+    opts.perMerchantLimit ?? noLimit,
+    // No inflation: PSPs do not compress webhooks, and the signature is over the bytes as sent.
+    express.raw({ type: () => true, limit: ctx.config.hub.maxBodyBytes, inflate: false }),
+    async (req, res) => {
+      const { provider, merchantId } = req.params as { provider: string; merchantId: string };
+      const started = Date.now();
+      const merchant = ctx.merchants.get(merchantId)!;
+      const connector = pspConnectors.get(provider)!;
+      const rawBody = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      // Before the connector parses anything (Stripe's SDK JSON-parses once the signature matches).
+      assertShallow(rawBody);
+      const inbound: InboundRequest = {
+        headers: lowerHeaders(req.headers),
+        rawBody,
+        contentType: String(req.headers['content-type'] ?? ''),
+      };
+      let delivery;
+      try {
+        delivery = await connector.verify(inbound, merchant.providers[provider], ctx.clock.now());
+      } catch (thrown) {
+        let err = thrown;
+        if (!(err instanceof WebhookRejection)) {
+          // verify is pure (no I/O): anything but a WebhookRejection is a connector bug met by
+          // input it did not expect. Fail closed — a delivery that could not be verified is
+          // refused and never stored — and say so loudly; the PSP retries a 4xx like a 5xx.
+          ctx.logger.error('webhook verification failed unexpectedly (connector bug); refused', { merchantId, provider, error: (err as Error)?.message, stack: (err as Error)?.stack });
+          err = new WebhookRejection(400, `the ${provider} webhook could not be verified`);
+        }
+        if (!(err instanceof WebhookRejection)) throw err;
+        ctx.metrics.webhooks.inc({ provider, outcome: 'rejected' });
+        ctx.logger.warn('webhook rejected', { merchantId, provider, status: err.status, reason: err.message });
+        // Kept in the sync log (without the body) so a merchant sees a misconfigured secret at once.
+        await ctx.db
+          .tx((sql) => recordExchanges(sql, [{ merchantId, direction: 'in', party: provider, operation: 'webhook', outcome: 'rejected', httpStatus: err.status, latencyMs: Date.now() - started, summary: redactText(err.message), at: ctx.clock.now() }]))
+          .catch(() => undefined);
+        res.status(err.status).json(errorBody('rejected', err.message));
+        return;
+      }
+      // JSON allows what PostgreSQL cannot store (NUL, lone surrogates): made storable, or a
+      // validly signed event would be a 500 retried until the PSP gives up.
+      const events = delivery.events.map((ev) => storable(ev));
+      const now = ctx.clock.now();
+      let fresh = 0;
+      await ctx.commit(async (sql, outbox) => {
+        const entries: ExchangeEntry[] = [];
+        for (const ev of events) {
+          const r = await sql.query<{ id: number; inserted: boolean }>(
+            `INSERT INTO inbound_events (merchant_id, provider, provider_event_id, event_type, occurred_at, payload, received_at)
+             VALUES ($1,$2,$3,$4,$5,$6,$7)
+             ON CONFLICT (merchant_id, provider, provider_event_id) DO UPDATE SET deliveries = inbound_events.deliveries + 1
+             RETURNING id, (xmax = 0) AS inserted`,
+            [merchantId, provider, ev.providerEventId, ev.eventType, ev.occurredAt ?? null, JSON.stringify(ev.payload), now],
+          );
+          const { id, inserted } = r.rows[0];
+          if (inserted) {
+            fresh++;
+            await outbox.add({ kind: 'process_event', lane: 'hub', payload: { inboundEventId: id }, idempotencyKey: `event-${id}`, merchantId });
+          }
+          entries.push({
+            merchantId, direction: 'in', party: provider, operation: ev.eventType, outcome: inserted ? 'ok' : 'duplicate', httpStatus: delivery.ack?.status ?? 200,
+            latencyMs: Date.now() - started, inboundEventId: id, summary: inserted ? `stored ${ev.providerEventId}` : `duplicate of ${ev.providerEventId}, not processed again`,
+            request: ev.payload, at: now,
+          });
+        }
+        await recordExchanges(sql, entries);
+      });
+      ctx.metrics.webhooks.inc({ provider, outcome: fresh ? 'stored' : 'duplicate' });
+      const ack: NonNullable<typeof delivery.ack> = delivery.ack ?? { status: 200, body: { received: true, events: delivery.events.length, new: fresh } };
+      if (typeof ack.body === 'string') res.status(ack.status).type(ack.contentType ?? 'text/plain').send(ack.body);
+      else res.status(ack.status).json(ack.body);
+    },
+  );
+  return router;
+}
+
+export { DatabaseUnavailable };

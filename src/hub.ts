@@ -1,0 +1,195 @@
+/**
+ * Assembles a hub from its config: database (PGlite or PostgreSQL), queue (in-process or
+ * BullMQ), connectors, HTTP app, and the background loops (workers, reconciler, pulls).
+ * One code path for both run modes; `role` decides what this process does.
+ */
+import path from 'node:path';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { HubConfig } from './config/load';
+import type { Database } from './store/db';
+import { createPglite } from './store/pglite';
+import { createPostgres } from './store/postgres';
+import { migrate } from './store/migrate';
+import type { Dispatcher } from './queue/dispatcher';
+import { createInProcessDispatcher } from './queue/in-process';
+import { createBullmqDispatcher } from './queue/bullmq';
+import { systemClock, type Clock } from './domain/clock';
+import { createLogger, type Logger } from './observability/logger';
+import { createMetrics } from './observability/metrics';
+import { loadAgencyMapping, loadPspMapping } from './mappings/load';
+import type { PspMapping } from './mappings/types';
+import { agencyConnectors } from '../connectors/registry';
+import { createHubSigner, generateHubKey } from './auth/hub-signer';
+import { makeCommit, type HubContext, type PartnerRuntime, type MerchantSettings } from './context';
+import { createOutboxRunner, reconcileOnce, type OutboxRunner } from './outbox/runner';
+import { pullPartner } from './sync/partner-updates';
+import { createApp } from './http/app';
+import { installDashboard } from './dashboard';
+import { notifyFromHistory } from './notify/scanner';
+import { notifyLanes } from './notify/kinds';
+import { partnerLane } from './outbox/outbox';
+
+export type HubRole = 'all' | 'api' | 'worker';
+
+export interface HubOptions {
+  config: HubConfig;
+  role?: HubRole;
+  clock?: Clock;
+  logger?: Logger;
+  /** Use this database instead of opening one (tests share one PGlite). */
+  db?: Database;
+  /** BullMQ key prefix (tests isolate their runs). */
+  queuePrefix?: string;
+}
+
+export interface Hub {
+  ctx: HubContext;
+  app: ReturnType<typeof createApp>;
+  /** Start serving HTTP (roles all and api). */
+  listen(port?: number, host?: string): Promise<{ port: number; url: string }>;
+  /** Start workers, reconciler and pulls (roles all and worker). */
+  startBackground(): Promise<void>;
+  reconcileNow(): Promise<number>;
+  pullNow(partnerId?: string): Promise<void>;
+  /** Graceful stop: no new requests or jobs, wait for what is running, close connections. */
+  stop(): Promise<void>;
+}
+
+async function hubSigningKey(db: Database, config: HubConfig) {
+  const needs = config.partners.some((p) => ['RS256', 'ES256'].includes(p.config?.auth?.outbound?.alg));
+  if (config.hub.signingKey) return config.hub.signingKey;
+  if (!needs) return undefined;
+  const alg = config.partners.find((p) => ['RS256', 'ES256'].includes(p.config?.auth?.outbound?.alg))!.config.auth.outbound.alg as 'RS256' | 'ES256';
+  const existing = await db.query<{ kid: string; alg: 'RS256' | 'ES256'; private_pem: string }>(`SELECT kid, alg, private_pem FROM hub_keys WHERE alg = $1 ORDER BY created_at DESC LIMIT 1`, [alg]);
+  if (existing.rows[0]) return { kid: existing.rows[0].kid, alg: existing.rows[0].alg, privateKeyPem: existing.rows[0].private_pem };
+  const key = generateHubKey(alg);
+  await db.query(`INSERT INTO hub_keys (kid, alg, private_pem) VALUES ($1,$2,$3) ON CONFLICT DO NOTHING`, [key.kid, key.alg, key.privateKeyPem]);
+  return key;
+}
+
+export async function createHub(opts: HubOptions): Promise<Hub> {
+  const { config } = opts;
+  const role = opts.role ?? 'all';
+  const clock = opts.clock ?? systemClock;
+  const logger = opts.logger ?? createLogger({ level: config.hub.logLevel });
+  const metrics = createMetrics();
+
+  const db = opts.db ?? (config.databaseUrl ? createPostgres(config.databaseUrl) : await createPglite(path.resolve(config.hub.dataDir, 'pglite')));
+  const ownsEmbeddedDb = !opts.db && !config.databaseUrl;
+  await migrate(db);
+
+  const dispatcher: Dispatcher = config.redisUrl
+    ? createBullmqDispatcher(config.redisUrl, logger, { prefix: opts.queuePrefix })
+    : createInProcessDispatcher(logger);
+  if (!config.redisUrl && role !== 'all') {
+    logger.warn(`role ${role} with the in-process queue: this process does all the work (set REDIS_URL to split roles)`);
+  }
+
+  const signer = createHubSigner({ hubId: config.hub.id, key: await hubSigningKey(db, config) });
+
+  const pspMappings = new Map<string, PspMapping>();
+  const merchants = new Map<string, MerchantSettings>();
+  for (const m of config.merchants) {
+    merchants.set(m.id, m);
+    for (const provider of Object.keys(m.providers)) if (!pspMappings.has(provider)) pspMappings.set(provider, loadPspMapping(provider));
+  }
+  const partners = new Map<string, PartnerRuntime>();
+  for (const p of config.partners) {
+    const connector = agencyConnectors.get(p.connector)!;
+    const mapping = loadAgencyMapping(p.connector);
+    partners.set(p.id, { settings: p, mapping, client: connector.create({ partnerId: p.id, hubId: config.hub.id, config: p.config, mapping, signer }) });
+  }
+
+  const ctx: HubContext = { config, db, dispatcher, clock, logger, metrics, merchants, partners, pspMappings, signer, commit: makeCommit(db, dispatcher, clock) };
+  const app = createApp(ctx, [(a) => installDashboard(a, ctx)]);
+  let server: http.Server | null = null;
+  const timers: NodeJS.Timeout[] = [];
+  let stopping = false;
+  const pulling = new Set<string>();
+
+  async function pullNow(partnerId?: string) {
+    for (const id of partnerId ? [partnerId] : [...partners.keys()]) {
+      if (pulling.has(id)) continue;
+      pulling.add(id);
+      try {
+        const r = await pullPartner(ctx, id);
+        if (r.fetched) logger.info('pulled partner updates', { partner: id, ...r });
+      } catch (err) {
+        logger.warn('pull failed; will try again', { partner: id, error: (err as Error).message });
+      } finally {
+        pulling.delete(id);
+      }
+    }
+  }
+
+  let runner: OutboxRunner | null = null;
+
+  async function reconcileNow() {
+    try {
+      if (runner) await runner.releaseAbandoned();
+      await notifyFromHistory(ctx);
+      return await reconcileOnce(ctx);
+    } catch (err) {
+      logger.warn('reconcile failed; will try again', { error: (err as Error).message });
+      return 0;
+    }
+  }
+
+  return {
+    ctx,
+    app,
+    async listen(port = config.hub.port, host = config.hub.host) {
+      if (role === 'worker') throw new Error('the worker role serves no HTTP');
+      server = http.createServer(app);
+      // PSPs time out at 10–15 s; keep-alive sockets must outlive a load balancer's idle timeout.
+      server.keepAliveTimeout = 65_000;
+      await new Promise<void>((resolve, reject) => {
+        server!.once('error', reject);
+        server!.listen(port, host, () => resolve());
+      });
+      const addr = server.address() as AddressInfo;
+      const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+      return { port: addr.port, url: `http://${shownHost}:${addr.port}` };
+    },
+    async startBackground() {
+      if (role === 'api') return;
+      if (ownsEmbeddedDb) {
+        // Only one process can hold this data directory: whatever it finds in flight was taken
+        // by a process that died (SIGKILL, power loss) and can run again now, not after its lease.
+        const freed = await db.query(`UPDATE outbox SET status = 'pending', locked_until = NULL, updated_at = $1 WHERE status = 'in_flight'`, [clock.now()]);
+        if (freed.rowCount) logger.warn('outbox rows left in flight by a previous run are due again', { count: freed.rowCount });
+      }
+      runner = createOutboxRunner(ctx);
+      await dispatcher.startWorkers(['hub', ...[...partners.keys()].map(partnerLane), ...notifyLanes(config)], runner, config.delivery.concurrency);
+      await reconcileNow();
+      const reconcile = setInterval(() => void (stopping ? undefined : reconcileNow()), config.delivery.reconcileEverySeconds * 1000);
+      reconcile.unref();
+      timers.push(reconcile);
+      for (const p of partners.values()) {
+        const every = p.settings.config.pull?.everySeconds;
+        if (!every) continue;
+        const t = setInterval(() => void (stopping ? undefined : pullNow(p.settings.id)), every * 1000);
+        t.unref();
+        timers.push(t);
+      }
+    },
+    reconcileNow,
+    pullNow,
+    async stop() {
+      if (stopping) return;
+      stopping = true;
+      for (const t of timers) clearInterval(t);
+      runner?.stop();
+      if (server) {
+        const s = server;
+        await new Promise<void>((resolve) => {
+          s.close(() => resolve());
+          s.closeIdleConnections();
+        });
+      }
+      await dispatcher.close();
+      if (!opts.db) await db.close();
+    },
+  };
+}

@@ -1,0 +1,414 @@
+/**
+ * The ledger stage for PSP events: applies one canonical PaymentEvent to the customer and
+ * invoice state, ordered by the PSP's occurredAt (an older event never overwrites a newer
+ * status), and writes the outbox rows the change owes: a hand-over check when a failure
+ * becomes final, a payment report or a withdrawal when the invoice is already with a partner.
+ */
+import type { PaymentEvent } from '../domain/types';
+import { TERMINAL_STATUSES } from '../domain/types';
+import type { Sql } from '../store/db';
+import type { OutboxWriter, MerchantSettings } from '../context';
+import { newId } from '../domain/ids';
+import { addHistory } from './history';
+import type { CustomerRow, InvoiceRow, ClaimRow } from './rows';
+import { handoverDueAt } from '../policy/handover-policy';
+import { partnerLane } from '../outbox/outbox';
+import { refreshCaseStatus } from './case-status';
+
+export interface LedgerResult {
+  customerId: string | null;
+  invoiceId: string | null;
+  /** One line for the log and the event's row. */
+  note: string;
+}
+
+/** Invoice statuses in which the hub may still hand the invoice over. */
+const BEFORE_HANDOVER = ['open', 'pending_handover'];
+
+const isLive = (status: string) => !TERMINAL_STATUSES.includes(status as never);
+
+export async function upsertCustomer(sql: Sql, merchant: MerchantSettings, ev: PaymentEvent, now: Date): Promise<CustomerRow | null> {
+  const c = ev.customer;
+  if (!c?.ref) return null;
+  const r = await sql.query<CustomerRow>(
+    `INSERT INTO customers (id, merchant_id, provider, provider_ref, name, email, phone, address, country, locale, type, created_at, updated_at)
+     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$12)
+     ON CONFLICT (merchant_id, provider, provider_ref) DO UPDATE SET
+       name = COALESCE(EXCLUDED.name, customers.name), email = COALESCE(EXCLUDED.email, customers.email),
+       phone = COALESCE(EXCLUDED.phone, customers.phone), address = COALESCE(EXCLUDED.address, customers.address),
+       country = COALESCE(EXCLUDED.country, customers.country), locale = COALESCE(EXCLUDED.locale, customers.locale),
+       updated_at = EXCLUDED.updated_at
+     RETURNING *`,
+    [
+      newId('cust'), ev.merchantId, ev.provider, c.ref, c.name ?? null, c.email ?? null, c.phone ?? null,
+      c.address ? JSON.stringify(c.address) : null, c.country ?? c.address?.country ?? null, c.locale ?? null,
+      c.type ?? merchant.policy.defaultDebtorType, now,
+    ],
+  );
+  return r.rows[0];
+}
+
+/** Find the invoice by its PSP id, or by any PSP payment id recorded for it (disputes carry only a charge). */
+export async function findInvoice(sql: Sql, ev: PaymentEvent): Promise<InvoiceRow | null> {
+  if (ev.invoice?.ref) {
+    const r = await sql.query<InvoiceRow>(`SELECT * FROM invoices WHERE merchant_id = $1 AND provider = $2 AND provider_ref = $3 FOR UPDATE`, [
+      ev.merchantId, ev.provider, ev.invoice.ref,
+    ]);
+    if (r.rows[0]) return r.rows[0];
+  }
+  const refs = [ev.payment?.ref, ...(ev.payment?.relatedRefs ?? [])].filter((x): x is string => !!x);
+  if (refs.length) {
+    const r = await sql.query<InvoiceRow>(
+      `SELECT i.* FROM invoices i JOIN invoice_payment_refs p ON p.invoice_id = i.id
+       WHERE p.merchant_id = $1 AND p.provider = $2 AND p.payment_ref = ANY($3::text[]) LIMIT 1 FOR UPDATE OF i`,
+      [ev.merchantId, ev.provider, refs],
+    );
+    if (r.rows[0]) return r.rows[0];
+  }
+  return null;
+}
+
+async function rememberPaymentRefs(sql: Sql, ev: PaymentEvent, invoiceId: string): Promise<void> {
+  const refs = [ev.payment?.ref, ...(ev.payment?.relatedRefs ?? [])].filter((x): x is string => !!x);
+  for (const ref of new Set(refs)) {
+    await sql.query(
+      `INSERT INTO invoice_payment_refs (merchant_id, provider, payment_ref, invoice_id) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING`,
+      [ev.merchantId, ev.provider, ref, invoiceId],
+    );
+  }
+}
+
+async function insertInvoice(sql: Sql, ev: PaymentEvent, customerId: string, status: string, now: Date): Promise<InvoiceRow> {
+  const inv = ev.invoice!;
+  const r = await sql.query<InvoiceRow>(
+    `INSERT INTO invoices (id, merchant_id, customer_id, provider, provider_ref, number, currency, amount_due, issued_at, due_at,
+       subscription_ref, description, status, payment_method, last_event_at, created_at, updated_at)
+     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$16)
+     ON CONFLICT (merchant_id, provider, provider_ref) DO NOTHING RETURNING *`,
+    [
+      newId('inv'), ev.merchantId, customerId, ev.provider, inv.ref, inv.number ?? null, inv.amountDue.currency, inv.amountDue.value,
+      inv.issuedAt ?? null, inv.dueAt ?? null, inv.subscriptionRef ?? null, inv.description ?? null, status,
+      ev.payment?.method ?? null, null, now,
+    ],
+  );
+  if (r.rows[0]) return r.rows[0];
+  // Inserted concurrently: read it (locked) instead.
+  const again = await sql.query<InvoiceRow>(`SELECT * FROM invoices WHERE merchant_id = $1 AND provider = $2 AND provider_ref = $3 FOR UPDATE`, [
+    ev.merchantId, ev.provider, inv.ref,
+  ]);
+  return again.rows[0];
+}
+
+async function liveClaimOf(sql: Sql, invoiceId: string): Promise<ClaimRow | null> {
+  const r = await sql.query<ClaimRow>(
+    `SELECT * FROM claims WHERE invoice_id = $1 AND status NOT IN ('withdrawn','closed','paid','uncollectible') ORDER BY created_at DESC LIMIT 1`,
+    [invoiceId],
+  );
+  return r.rows[0] ?? null;
+}
+
+async function setInvoiceStatus(
+  sql: Sql,
+  inv: InvoiceRow,
+  status: string,
+  resolution: string | null,
+  resolvedBy: string | null,
+  ev: PaymentEvent,
+  now: Date,
+  detail?: Record<string, unknown>,
+): Promise<void> {
+  await sql.query(`UPDATE invoices SET status = $2, resolution = $3, resolved_by = $4, updated_at = $5 WHERE id = $1`, [
+    inv.id, status, resolution, resolvedBy, now,
+  ]);
+  await addHistory(
+    sql,
+    {
+      merchantId: inv.merchant_id, entity: 'invoice', entityId: inv.id, status, reason: resolution, source: ev.provider, occurredAt: ev.occurredAt,
+      detail: { event: ev.providerEventType, eventId: ev.providerEventId, ...detail },
+    },
+    now,
+  );
+}
+
+/** Schedule the hand-over check for the moment this invoice becomes due (idempotent per invoice and moment). */
+async function scheduleHandover(outbox: OutboxWriter, inv: { id: string; merchant_id: string; customer_id: string }, dueAt: Date): Promise<void> {
+  await outbox.add({
+    kind: 'handover_check',
+    lane: 'hub',
+    payload: { customerId: inv.customer_id },
+    idempotencyKey: `handover-${inv.id}-${dueAt.getTime()}`,
+    merchantId: inv.merchant_id,
+    customerId: inv.customer_id,
+    invoiceId: inv.id,
+    dueAt,
+  });
+}
+
+/** Take an invoice back from its partner: one claim withdrawn, the call owed through the outbox. */
+export async function withdrawClaim(
+  sql: Sql,
+  outbox: OutboxWriter,
+  claim: ClaimRow,
+  partnerId: string,
+  reason: string,
+  source: string,
+  now: Date,
+  occurredAt: Date | string,
+): Promise<void> {
+  await sql.query(`UPDATE claims SET status = 'withdrawn', resolution = 'withdrawn_by_merchant', updated_at = $2 WHERE id = $1`, [claim.id, now]);
+  await addHistory(sql, { merchantId: claim.merchant_id, entity: 'claim', entityId: claim.id, status: 'withdrawn', reason, source, occurredAt }, now);
+  await outbox.add({
+    kind: 'agency.withdraw',
+    lane: partnerLane(partnerId),
+    payload: { caseId: claim.case_id, claimId: claim.id, reason },
+    idempotencyKey: `withdraw-${claim.id}`,
+    merchantId: claim.merchant_id,
+    invoiceId: claim.invoice_id,
+    caseId: claim.case_id,
+  });
+  await refreshCaseStatus(sql, claim.case_id, now, source);
+}
+
+async function partnerOfCase(sql: Sql, caseId: string): Promise<string> {
+  const r = await sql.query<{ partner_id: string }>(`SELECT partner_id FROM cases WHERE id = $1`, [caseId]);
+  return r.rows[0].partner_id;
+}
+
+export async function applyPaymentEvent(
+  sql: Sql,
+  outbox: OutboxWriter,
+  merchant: MerchantSettings,
+  ev: PaymentEvent,
+  now: Date,
+): Promise<LedgerResult> {
+  const customer = await upsertCustomer(sql, merchant, ev, now);
+  // Serialize all work on one customer (hand-over checks, concurrent events): nothing twice.
+  if (customer) await sql.query(`SELECT id FROM customers WHERE id = $1 FOR UPDATE`, [customer.id]);
+  let invoice = await findInvoice(sql, ev);
+  const occurred = new Date(ev.occurredAt);
+  const newer = (inv: InvoiceRow) => !inv.last_event_at || occurred.getTime() >= new Date(inv.last_event_at).getTime();
+  const touch = async (inv: InvoiceRow) => {
+    if (newer(inv)) await sql.query(`UPDATE invoices SET last_event_at = $2 WHERE id = $1`, [inv.id, occurred]);
+  };
+  const result = (note: string): LedgerResult => ({ customerId: customer?.id ?? invoice?.customer_id ?? null, invoiceId: invoice?.id ?? null, note });
+
+  switch (ev.kind) {
+    case 'payment_failed':
+    case 'invoice_uncollectible': {
+      if (!ev.invoice && !invoice) {
+        if (customer && ev.failure) await noteCustomerFailure(sql, customer.id, ev, now);
+        return result('failure without an invoice: kept on the customer');
+      }
+      if (!customer && !invoice) return result('failure without a customer: nothing to apply');
+      if (ev.kind === 'payment_failed' && !ev.failure) {
+        // No failure facts (a charge-level echo of an invoice failure): keep it on the timeline only,
+        // with the raw codes the connector read (the invoice's own failure event decides finality).
+        if (invoice) {
+          await rememberPaymentRefs(sql, ev, invoice.id);
+          const failureCodes = Array.isArray(ev.detail?.failureCodes) ? ev.detail.failureCodes : undefined;
+          await addHistory(sql, { merchantId: ev.merchantId, entity: 'invoice', entityId: invoice.id, status: 'payment_attempt_failed', source: ev.provider, occurredAt: ev.occurredAt, detail: { event: ev.providerEventType, eventId: ev.providerEventId, payment: ev.payment?.ref, ...(failureCodes ? { failureCodes } : {}) } }, now);
+        }
+        return result('payment attempt failed without failure details: kept on the timeline');
+      }
+      if (!invoice) invoice = await insertInvoice(sql, ev, customer!.id, 'open', now);
+      await rememberPaymentRefs(sql, ev, invoice.id);
+      // A failure event that carries no failure facts (a charge-level event, say) says nothing about
+      // whether the PSP will retry: only an uncollectible mark makes it final.
+      const failure = ev.failure ?? { code: ev.kind === 'invoice_uncollectible' ? 'marked_uncollectible' : 'unknown', reason: 'unknown' as const, retryable: false, final: ev.kind === 'invoice_uncollectible' };
+      const final = ev.kind === 'invoice_uncollectible' ? true : failure.final;
+      const isNewestFailure = !invoice.last_failed_at || occurred.getTime() >= new Date(invoice.last_failed_at).getTime();
+      const firstFailedAt = invoice.first_failed_at && new Date(invoice.first_failed_at) < occurred ? new Date(invoice.first_failed_at) : occurred;
+      // An uncollectible mark keeps the failure reason that the payment attempts gave.
+      const keepReason = ev.kind === 'invoice_uncollectible' && invoice.failure_code;
+      await sql.query(
+        `UPDATE invoices SET
+           failure_code = CASE WHEN $2 AND NOT $9 THEN $3 ELSE failure_code END,
+           failure_reason = CASE WHEN $2 AND NOT $9 THEN $4 ELSE failure_reason END,
+           failure_message = CASE WHEN $2 AND NOT $9 THEN $5 ELSE failure_message END,
+           failure_retryable = CASE WHEN $2 AND NOT $9 THEN $6 ELSE failure_retryable END,
+           failure_final = CASE WHEN $2 THEN $7 ELSE failure_final END,
+           failure_count = failure_count + CASE WHEN $10 = 'payment_failed' THEN 1 ELSE 0 END,
+           first_failed_at = $8, last_failed_at = GREATEST(last_failed_at, $11),
+           amount_due = CASE WHEN $12::bigint IS NULL THEN amount_due ELSE $12::bigint END,
+           payment_method = COALESCE($13, payment_method), updated_at = $14
+         WHERE id = $1`,
+        [
+          invoice.id, isNewestFailure, failure.code, failure.reason, failure.message ?? null, failure.retryable, final, firstFailedAt,
+          !!keepReason, ev.kind, occurred, ev.invoice && isNewestFailure ? ev.invoice.amountDue.value : null, ev.payment?.method ?? null, now,
+        ],
+      );
+      if (customer) await noteCustomerFailure(sql, customer.id, ev, now);
+      await addHistory(
+        sql,
+        {
+          merchantId: ev.merchantId, entity: 'invoice', entityId: invoice.id, status: 'payment_failed', reason: failure.reason, source: ev.provider,
+          occurredAt: ev.occurredAt,
+          detail: { event: ev.providerEventType, eventId: ev.providerEventId, code: failure.code, final, attempt: ev.payment?.attempt, nextAttemptAt: failure.nextAttemptAt },
+        },
+        now,
+      );
+      let status = invoice.status;
+      if (newer(invoice) && (status === 'recovered' || status === 'settled')) {
+        // Paid, then returned (a SEPA R-transaction after settlement): the money is gone again.
+        status = 'open';
+        await sql.query(`UPDATE invoices SET amount_paid = 0, resolution = NULL, resolved_by = NULL WHERE id = $1`, [invoice.id]);
+      }
+      if (newer(invoice) && final && (status === 'open' || status === 'pending_handover')) {
+        const due = handoverDueAt(firstFailedAt, merchant.policy);
+        if (invoice.status !== 'pending_handover' || !invoice.handover_due_at || new Date(invoice.handover_due_at).getTime() !== due.getTime()) {
+          await sql.query(`UPDATE invoices SET handover_due_at = $2 WHERE id = $1`, [invoice.id, due]);
+        }
+        if (invoice.status !== 'pending_handover') {
+          await setInvoiceStatus(sql, invoice, 'pending_handover', null, null, ev, now, { handoverDueAt: due.toISOString() });
+        }
+        await scheduleHandover(outbox, invoice, due);
+        await touch(invoice);
+        return result(`final failure: hand-over due ${due.toISOString()}`);
+      }
+      if (status !== invoice.status) await setInvoiceStatus(sql, invoice, status, null, null, ev, now);
+      await touch(invoice);
+      return result(final ? `failure recorded (invoice is ${status})` : 'failure recorded; the PSP will retry');
+    }
+
+    case 'payment_succeeded': {
+      if (!invoice && !ev.invoice) return result('payment without an invoice: nothing to apply');
+      if (!invoice) {
+        if (!customer) return result('payment without a customer: nothing to apply');
+        invoice = await insertInvoice(sql, ev, customer.id, 'settled', now);
+        const paid = ev.payment?.amount?.value ?? ev.invoice!.amountDue.value;
+        await sql.query(`UPDATE invoices SET amount_paid = $2, last_event_at = $3 WHERE id = $1`, [invoice.id, paid, occurred]);
+        await rememberPaymentRefs(sql, ev, invoice.id);
+        return result('paid without a known failure: recorded as settled');
+      }
+      await rememberPaymentRefs(sql, ev, invoice.id);
+      const paid = ev.payment?.amount?.value ?? invoice.amount_due;
+      await sql.query(`UPDATE invoices SET amount_paid = GREATEST(amount_paid, $2), updated_at = $3 WHERE id = $1`, [invoice.id, paid, now]);
+      const claim = await liveClaimOf(sql, invoice.id);
+      if (claim) {
+        // Paid through the PSP after hand-over: tell the agency at once, so nobody is collected twice.
+        await sql.query(`UPDATE claims SET status = 'paid', resolution = 'paid_to_merchant', updated_at = $2 WHERE id = $1`, [claim.id, now]);
+        await addHistory(sql, { merchantId: ev.merchantId, entity: 'claim', entityId: claim.id, status: 'paid', reason: 'paid_to_merchant', source: ev.provider, occurredAt: ev.occurredAt }, now);
+        await setInvoiceStatus(sql, invoice, 'paid', 'paid_to_merchant', ev.provider, ev, now);
+        const partnerId = await partnerOfCase(sql, claim.case_id);
+        await outbox.add({
+          kind: 'agency.report_payment',
+          lane: partnerLane(partnerId),
+          payload: { caseId: claim.case_id, claimId: claim.id, amount: { value: paid, currency: invoice.currency }, paidAt: ev.occurredAt, channel: ev.provider },
+          idempotencyKey: `payment-${claim.id}-${ev.providerEventId}`,
+          merchantId: ev.merchantId,
+          customerId: invoice.customer_id,
+          invoiceId: invoice.id,
+          caseId: claim.case_id,
+        });
+        await refreshCaseStatus(sql, claim.case_id, now, ev.provider);
+        await touch(invoice);
+        return result('paid after hand-over: reported to the partner');
+      }
+      if (BEFORE_HANDOVER.includes(invoice.status) && newer(invoice)) {
+        await setInvoiceStatus(sql, invoice, invoice.failure_count > 0 ? 'recovered' : 'settled', 'paid_in_full', ev.provider, ev, now);
+        await touch(invoice);
+        return result('recovered by the PSP before hand-over');
+      }
+      await touch(invoice);
+      return result(`payment recorded (invoice is ${invoice.status})`);
+    }
+
+    case 'invoice_voided':
+    case 'chargeback':
+    case 'refund': {
+      if (!invoice) {
+        if (customer) {
+          await addHistory(
+            sql,
+            { merchantId: ev.merchantId, entity: 'customer', entityId: customer.id, status: ev.kind, reason: ev.failure?.reason ?? null, source: ev.provider, occurredAt: ev.occurredAt, detail: { event: ev.providerEventType, payment: ev.payment?.ref, ...ev.detail } },
+            now,
+          );
+        }
+        return result(`${ev.kind} for a payment the hub has no invoice for: kept on the customer timeline`);
+      }
+      await rememberPaymentRefs(sql, ev, invoice.id);
+      // Not collectible: a voided, disputed or refunded invoice never goes to (or is taken back from) the agency.
+      const [status, resolution, withdrawReason] =
+        ev.kind === 'invoice_voided' ? ['voided', 'credit_note', 'credit_note'] : ev.kind === 'chargeback' ? ['disputed', null, 'chargeback'] : ['closed', 'credit_note', 'refund'];
+      const claim = await liveClaimOf(sql, invoice.id);
+      const timelineOnly = async (entry: string, note: string, extra: Record<string, unknown> = {}) => {
+        await addHistory(
+          sql,
+          { merchantId: ev.merchantId, entity: 'invoice', entityId: invoice!.id, status: entry, reason: ev.failure?.reason ?? null, source: ev.provider, occurredAt: ev.occurredAt, detail: { event: ev.providerEventType, eventId: ev.providerEventId, ...ev.detail, ...extra } },
+          now,
+        );
+        await touch(invoice!);
+        return result(note);
+      };
+      const disputeStatus = typeof ev.detail?.disputeStatus === 'string' ? ev.detail.disputeStatus : undefined;
+      const entry = ev.kind === 'chargeback' && disputeStatus ? `dispute_${disputeStatus}` : ev.kind;
+      if (ev.kind === 'chargeback') {
+        // A dispute's later events (updated, closed, funds withdrawn/reinstated) on an invoice the
+        // first one already made disputed — its claim, if any, was withdrawn then: a timeline entry
+        // only, so the status, resolution and the withdrawal stay as they are. "Already disputed":
+        // its status, or a `disputed` entry on its timeline (the agency's confirmation of the
+        // withdrawal turns the status into `withdrawn`). A dispute the merchant won
+        // (detail.disputeStatus 'won': the merchant kept the money) changes nothing either.
+        // (An invoice the agency reported disputed still has a live claim: not this case.)
+        const disputedBefore =
+          !claim &&
+          (invoice.status === 'disputed' ||
+            (await sql.query(`SELECT 1 FROM status_history WHERE entity = 'invoice' AND entity_id = $1 AND status = 'disputed' AND source = $2 LIMIT 1`, [invoice.id, ev.provider])).rows.length > 0);
+        if (disputedBefore || disputeStatus === 'won') {
+          return timelineOnly(entry, `chargeback${disputeStatus ? ` (${disputeStatus})` : ''}: kept on the timeline (invoice is ${invoice.status})`);
+        }
+      }
+      if (ev.kind === 'refund') {
+        // `payment.amount` of a refund is what has been refunded on the payment so far. Less than
+        // the invoice's total is a partial refund: the rest is still owed, so nothing is withdrawn
+        // or closed — the amount is recorded on the timeline. Without an amount: a full refund.
+        const refunded = ev.payment?.amount;
+        const total = Math.max(Number(invoice.amount_due), Number(invoice.amount_paid));
+        if (refunded && refunded.currency === invoice.currency && refunded.value < total) {
+          return timelineOnly('refund_partial', `partial refund (${refunded.value} of ${total} ${invoice.currency}): kept on the timeline`, { amountRefunded: refunded });
+        }
+      }
+      if (claim) {
+        const partnerId = await partnerOfCase(sql, claim.case_id);
+        await withdrawClaim(sql, outbox, claim, partnerId, withdrawReason, ev.provider, now, ev.occurredAt);
+        await setInvoiceStatus(sql, invoice, ev.kind === 'invoice_voided' ? 'withdrawn' : status, resolution ?? 'withdrawn_by_merchant', ev.provider, ev, now, ev.detail);
+        await touch(invoice);
+        return result(`${ev.kind}: withdrawn from case ${claim.case_id}`);
+      }
+      if (ev.kind === 'chargeback' && customer) await noteCustomerFailure(sql, customer.id, ev, now);
+      // Paid invoices (through the PSP, or to the merchant after hand-over) are what refunds and
+      // disputes take money back from; a full refund of a paid invoice closes it (credit note).
+      const paidStatuses = ev.kind === 'refund' ? ['recovered', 'settled', 'paid'] : ['recovered', 'settled'];
+      if (!isLive(invoice.status) && !paidStatuses.includes(invoice.status)) {
+        return timelineOnly(entry, `${ev.kind} recorded (invoice already ${invoice.status})`);
+      }
+      await setInvoiceStatus(sql, invoice, status, resolution, ev.provider, ev, now, ev.detail);
+      await touch(invoice);
+      return result(`${ev.kind}: invoice ${status}, not handed over`);
+    }
+
+    case 'mandate_revoked':
+    case 'subscription_status': {
+      if (!customer) return result(`${ev.kind} without a customer`);
+      const value = ev.kind === 'mandate_revoked' ? 'revoked' : String(ev.detail?.status ?? 'unknown');
+      const column = ev.kind === 'mandate_revoked' ? 'mandate_status' : 'subscription_status';
+      await sql.query(`UPDATE customers SET ${column} = $2, updated_at = $3 WHERE id = $1`, [customer.id, value, now]);
+      await addHistory(sql, { merchantId: ev.merchantId, entity: 'customer', entityId: customer.id, status: ev.kind === 'mandate_revoked' ? 'mandate_revoked' : `subscription_${value}`, reason: ev.failure?.reason ?? null, source: ev.provider, occurredAt: ev.occurredAt, detail: { event: ev.providerEventType, ...ev.detail } }, now);
+      return result(`${column} is ${value}`);
+    }
+
+    case 'ignored':
+      // The connector may say why it ignored an event of a type it acts on (an inactive mandate
+      // whose customer it could not learn): that goes to the event's sync-log line.
+      return result(typeof ev.detail?.note === 'string' ? `ignored: ${ev.detail.note}` : 'ignored event type');
+  }
+}
+
+async function noteCustomerFailure(sql: Sql, customerId: string, ev: PaymentEvent, now: Date): Promise<void> {
+  if (!ev.failure) return;
+  await sql.query(
+    `UPDATE customers SET last_failure_code = $2, last_failure_reason = $3, last_failure_at = $4, updated_at = $5
+     WHERE id = $1 AND (last_failure_at IS NULL OR last_failure_at <= $4)`,
+    [customerId, ev.failure.code, ev.failure.reason, new Date(ev.occurredAt), now],
+  );
+}

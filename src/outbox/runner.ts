@@ -1,0 +1,244 @@
+/**
+ * Runs one outbox row: claim it with a lease, call the stage for its kind, and on failure
+ * decide — retry later with backoff and jitter, defer, or dead-letter (design.md habit 7).
+ * Also the reconciler, which re-dispatches due rows so a lost queue message or a crashed
+ * worker loses nothing.
+ *
+ * Partner lanes have two more rules: a partner whose circuit is open is not called (its rows
+ * stay pending, untouched, in their order), and calls about one case go in the order they were
+ * decided (a row waits for the older rows of its case; see claimRow).
+ */
+import type { HubContext } from '../context';
+import {
+  backoffMs,
+  claimRow,
+  deadRow,
+  dueRows,
+  nextInCase,
+  partnerLane,
+  releaseRow,
+  rescheduleRow,
+  wakeLane,
+  type DispatchItem,
+  type OutboxKind,
+  type OutboxRow,
+} from './outbox';
+import { DeliveryError } from '../../connectors/agency/types';
+import { DatabaseUnavailable } from '../store/db';
+import { Defer, Permanent } from '../pipeline/errors';
+import { processEvent } from '../pipeline/process-event';
+import { runHandoverCheck } from '../pipeline/handover-check';
+import { applyPartnerUpdate } from '../sync/partner-updates';
+import { deliverAddClaim, deliverCreateCase, deliverReportPayment, deliverWithdraw } from '../delivery/agency-delivery';
+import { deliverHold, deliverResume } from '../delivery/agency-actions';
+import { deliverMerchantWebhook } from '../notify/merchant-webhook-stage';
+import { writeBackToStripe } from '../notify/stripe-writeback-stage';
+import { circuitBreakers, CircuitOpen, lendAdmission, takeAdmission } from '../delivery/circuit-breaker';
+
+type Stage = (ctx: HubContext, row: OutboxRow) => Promise<void>;
+
+const STAGES: Record<OutboxKind, Stage> = {
+  process_event: processEvent,
+  handover_check: runHandoverCheck,
+  apply_update: applyPartnerUpdate,
+  'agency.create_case': deliverCreateCase,
+  'agency.add_claim': deliverAddClaim,
+  'agency.report_payment': deliverReportPayment,
+  'agency.withdraw': deliverWithdraw,
+  'agency.hold': deliverHold,
+  'agency.resume': deliverResume,
+  'merchant.webhook': deliverMerchantWebhook,
+  'psp.writeback': writeBackToStripe,
+};
+
+const partnerOfLane = (lane: string | undefined): string | null => (lane?.startsWith('partner.') ? lane.slice('partner.'.length) : null);
+
+export interface OutboxRunner {
+  (id: number, lane?: string): Promise<void>;
+  /**
+   * Give back the rows this process had claimed but could not settle because the database was
+   * away, so they run again as soon as it is back instead of when their lease runs out.
+   */
+  releaseAbandoned(): Promise<number>;
+  /** Stop the probe timers (hub stop). */
+  stop(): void;
+}
+
+export function createOutboxRunner(ctx: HubContext): OutboxRunner {
+  const { delivery } = ctx.config;
+  const breakers = circuitBreakers(ctx);
+  /** Rows claimed by this process and left in flight by a database outage: id → our lease (the fence). */
+  const abandoned = new Map<number, Date | null>();
+  const probeTimers = new Map<string, NodeJS.Timeout>();
+  let stopped = false;
+
+  /** Offer the oldest due rows of a lane to the queue (after a circuit closes, or to send a probe). */
+  async function offerLane(lane: string, wake: boolean): Promise<void> {
+    if (stopped) return;
+    try {
+      const now = ctx.clock.now();
+      const items = await ctx.db.tx(async (sql) => {
+        if (wake) await wakeLane(sql, lane, now);
+        return dueRows(sql, now, 0, wake ? 1000 : Math.max(1, delivery.concurrency), { onlyLane: lane });
+      });
+      if (items.length) await ctx.dispatcher.dispatch(items);
+    } catch (err) {
+      ctx.logger.warn('could not offer a lane its rows; the reconciler will', { lane, error: (err as Error).message });
+    }
+  }
+
+  /** When an open circuit's cool-down ends, send it a probe without waiting for the reconciler. */
+  function armProbe(partnerId: string): void {
+    if (stopped) return;
+    clearTimeout(probeTimers.get(partnerId));
+    const breaker = breakers.get(partnerId);
+    const wait = Math.max(0, breaker.retryAt(new Date()).getTime() - Date.now()) + 5;
+    const t = setTimeout(() => {
+      probeTimers.delete(partnerId);
+      if (breaker.blocks(new Date())) armProbe(partnerId);
+      else if (breaker.stateAt(new Date()) !== 'closed') void offerLane(partnerLane(partnerId), false);
+    }, wait);
+    t.unref();
+    probeTimers.set(partnerId, t);
+  }
+
+  breakers.onTransition = (t) => {
+    if (t.to === 'open') armProbe(t.partnerId);
+    if (t.to === 'closed') {
+      // The partner is back: its backlog is due at once and goes oldest first.
+      clearTimeout(probeTimers.get(t.partnerId));
+      probeTimers.delete(t.partnerId);
+      void offerLane(partnerLane(t.partnerId), true);
+    }
+  };
+
+  async function afterFinish(row: OutboxRow): Promise<void> {
+    // The next call about the same case was waiting for this one.
+    try {
+      const next = await ctx.db.tx((sql) => nextInCase(sql, row));
+      if (next) await ctx.dispatcher.dispatch([next]);
+    } catch {
+      // The reconciler finds it.
+    }
+  }
+
+  const run = async function run(id: number, lane?: string): Promise<void> {
+    const partnerId = partnerOfLane(lane);
+    // A partner row asks the circuit first. Held back: the row stays as it is (pending, due, in
+    // its place) — no claim, no write; the probe timer or the reconciler offers it again. Let
+    // through: the admission (maybe the half-open probe) goes with the row to its call.
+    const breaker = partnerId ? breakers.get(partnerId) : null;
+    const admission = breaker?.admit(new Date());
+    if (admission && !admission.allowed) return;
+    const probe = admission?.allowed ? admission.probe : false;
+    /** A probe that made no call (row not claimable, stage stopped before calling) frees its slot. */
+    const freeUnusedProbe = (row: OutboxRow | null) => {
+      const unused = row ? takeAdmission(row) : admission;
+      if (breaker && unused?.allowed && unused.probe) breaker.record({ kind: 'not_called' }, new Date(), true);
+    };
+    let row: OutboxRow | null;
+    try {
+      row = await ctx.db.tx((sql) => claimRow(sql, id, ctx.clock.now(), delivery.leaseSeconds * 1000));
+    } catch (err) {
+      freeUnusedProbe(null);
+      ctx.logger.warn('could not claim outbox row; the reconciler will retry', { outboxId: id, error: (err as Error).message });
+      return;
+    }
+    if (!row) {
+      freeUnusedProbe(null);
+      return;
+    }
+    if (breaker) lendAdmission(row, probe);
+    const stage = STAGES[row.kind];
+    try {
+      if (!stage) throw new Permanent(`no stage for outbox kind ${row.kind}`);
+      await stage(ctx, row);
+      ctx.metrics.deliveries.inc({ kind: row.kind, outcome: 'done' });
+      freeUnusedProbe(row);
+      await afterFinish(row);
+    } catch (err) {
+      freeUnusedProbe(row);
+      const outcome = await settleFailure(ctx, row, err);
+      if (outcome === 'abandoned') abandoned.set(row.id, row.locked_until ? new Date(row.locked_until) : null);
+      if (outcome === 'dead') await afterFinish(row);
+    }
+  } as OutboxRunner;
+
+  run.releaseAbandoned = async () => {
+    if (!abandoned.size) return 0;
+    let released = 0;
+    for (const [id, lockedUntil] of [...abandoned]) {
+      // Throws while the database is still away: keep them for the next pass.
+      const ok = await ctx.db.tx((sql) => releaseRow(sql, id, ctx.clock.now(), lockedUntil));
+      abandoned.delete(id);
+      if (ok) released++;
+    }
+    if (released) ctx.logger.info('rows left in flight by a database outage given back', { count: released });
+    return released;
+  };
+
+  run.stop = () => {
+    stopped = true;
+    for (const t of probeTimers.values()) clearTimeout(t);
+    probeTimers.clear();
+  };
+
+  return run;
+}
+
+type Settled = 'retry' | 'deferred' | 'dead' | 'held' | 'abandoned';
+
+async function settleFailure(ctx: HubContext, row: OutboxRow, err: unknown): Promise<Settled> {
+  const { delivery } = ctx.config;
+  const now = ctx.clock.now();
+  const message = (err as Error)?.message ?? String(err);
+  const log = { outboxId: row.id, kind: row.kind, merchantId: row.merchant_id, caseId: row.case_id, attempt: row.attempts, error: message };
+  try {
+    if (err instanceof DatabaseUnavailable) {
+      // Nothing can be written now. The row stays in flight; this process gives it back as soon
+      // as the database answers again (releaseAbandoned), or its lease runs out.
+      ctx.logger.warn('database unavailable during outbox work', log);
+      return 'abandoned';
+    }
+    if (err instanceof CircuitOpen) {
+      // Not an attempt and not a failure of this row: back to pending with its due time kept.
+      await ctx.db.tx((sql) => releaseRow(sql, row.id, now, row.locked_until ? new Date(row.locked_until) : null, message));
+      ctx.metrics.deliveries.inc({ kind: row.kind, outcome: 'deferred' });
+      return 'held';
+    }
+    if (err instanceof Defer) {
+      await ctx.db.tx((sql) => rescheduleRow(sql, row.id, now, new Date(now.getTime() + err.delayMs), message, { countAttempt: false }));
+      ctx.metrics.deliveries.inc({ kind: row.kind, outcome: 'deferred' });
+      await ctx.dispatcher.dispatch([{ id: row.id, lane: row.lane, dueAt: new Date(Date.now() + err.delayMs), attempt: row.attempts - 1 }]);
+      return 'deferred';
+    }
+    const retryable = err instanceof DeliveryError ? err.retryable : !(err instanceof Permanent);
+    const status = err instanceof DeliveryError ? err.status : undefined;
+    const body = err instanceof DeliveryError ? err.responseBody : undefined;
+    if (!retryable || row.attempts >= delivery.maxAttempts) {
+      await ctx.db.tx((sql) => deadRow(sql, row.id, now, message, status, body));
+      ctx.metrics.deliveries.inc({ kind: row.kind, outcome: 'dead' });
+      ctx.logger.error('outbox row dead-lettered', { ...log, status });
+      return 'dead';
+    }
+    const delay = backoffMs(row.attempts, delivery.baseDelayMs, delivery.maxDelayMs, err instanceof DeliveryError ? err.retryAfterMs : undefined);
+    await ctx.db.tx((sql) => rescheduleRow(sql, row.id, now, new Date(now.getTime() + delay), message, { countAttempt: true, status, body }));
+    ctx.metrics.deliveries.inc({ kind: row.kind, outcome: 'retry' });
+    ctx.logger.warn('outbox row will be retried', { ...log, status, retryInMs: Math.round(delay) });
+    await ctx.dispatcher.dispatch([{ id: row.id, lane: row.lane, dueAt: new Date(Date.now() + delay), attempt: row.attempts }]);
+    return 'retry';
+  } catch (inner) {
+    ctx.logger.warn('could not record outbox failure; it runs again once the database is back', { ...log, inner: (inner as Error).message });
+    return 'abandoned';
+  }
+}
+
+/** One reconcile pass: re-dispatch what is due (and free rows whose worker died), skipping partners whose circuit is open. */
+export async function reconcileOnce(ctx: HubContext, limit = 1000): Promise<number> {
+  const horizon = ctx.config.delivery.reconcileEverySeconds * 1000;
+  const skipLanes = circuitBreakers(ctx).blockedPartners(new Date()).map(partnerLane);
+  const items: DispatchItem[] = await ctx.db.tx((sql) => dueRows(sql, ctx.clock.now(), horizon, limit, { skipLanes }));
+  if (items.length) await ctx.dispatcher.dispatch(items);
+  ctx.metrics.outboxPending.set(items.length);
+  return items.length;
+}

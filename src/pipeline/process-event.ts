@@ -1,0 +1,97 @@
+/**
+ * Stage 2 of the data flow (design.md): a stored raw event → its connector's normalize →
+ * the ledger → the policy's outbox rows, all committed with the outbox row marked done.
+ */
+import type { HubContext } from '../context';
+import type { OutboxRow } from '../outbox/outbox';
+import { completeRow } from '../outbox/outbox';
+import { pspConnectors } from '../../connectors/registry';
+import { applyPaymentEvent } from '../ledger/payment-ledger';
+import { Permanent } from './errors';
+import type { PaymentEvent } from '../domain/types';
+
+interface InboundEventRow {
+  id: number;
+  merchant_id: string;
+  provider: string;
+  provider_event_id: string;
+  event_type: string;
+  occurred_at: Date | null;
+  payload: unknown;
+  status: string;
+}
+
+export async function processEvent(ctx: HubContext, row: OutboxRow): Promise<void> {
+  const eventId = Number(row.payload.inboundEventId);
+  const r = await ctx.db.query<InboundEventRow>(`SELECT * FROM inbound_events WHERE id = $1`, [eventId]);
+  const stored = r.rows[0];
+  if (!stored) throw new Permanent(`inbound event ${eventId} not found`);
+  if (stored.status !== 'received') {
+    await ctx.commit((sql) => completeRow(sql, row.id, ctx.clock.now()));
+    return;
+  }
+  const merchant = ctx.merchants.get(stored.merchant_id);
+  const connector = pspConnectors.get(stored.provider);
+  const mapping = ctx.pspMappings.get(stored.provider);
+  const providerConfig = merchant?.providers[stored.provider];
+  if (!merchant || !connector || !mapping || !providerConfig) {
+    throw new Permanent(`merchant ${stored.merchant_id} has no ${stored.provider} configured any more`);
+  }
+  // Normalization may call the PSP (Mollie fetches the payment): outside the transaction.
+  const event: PaymentEvent = await connector.normalize(
+    {
+      providerEventId: stored.provider_event_id,
+      eventType: stored.event_type,
+      occurredAt: stored.occurred_at ? new Date(stored.occurred_at).toISOString() : undefined,
+      payload: stored.payload,
+    },
+    { merchantId: merchant.id, config: providerConfig, mapping },
+  );
+  // The tenant and dedup key come from the stored row, never from the payload.
+  event.merchantId = merchant.id;
+  event.provider = stored.provider;
+  event.providerEventId = stored.provider_event_id;
+
+  const now = ctx.clock.now();
+  const result = await ctx.commit(async (sql, outbox) => {
+    // Checked again under a row lock: a row re-run after its lease ran out must not apply twice.
+    const current = await sql.query<{ status: string }>(`SELECT status FROM inbound_events WHERE id = $1 FOR UPDATE`, [stored.id]);
+    if (current.rows[0]?.status !== 'received') {
+      await completeRow(sql, row.id, now);
+      return { customerId: null, invoiceId: null, note: 'already processed' };
+    }
+    if (event.factKey) {
+      // Serialize deliveries of the same fact: the check below is then race-free.
+      await sql.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`${merchant.id}:${stored.provider}:${event.factKey}`]);
+      const seen = await sql.query(
+        `SELECT 1 FROM inbound_events WHERE merchant_id = $1 AND provider = $2 AND fact_key = $3 AND id <> $4 AND status IN ('processed','ignored') LIMIT 1`,
+        [merchant.id, stored.provider, event.factKey, stored.id],
+      );
+      await sql.query(`UPDATE inbound_events SET fact_key = $2 WHERE id = $1`, [stored.id, event.factKey]);
+      if (seen.rows.length) {
+        await sql.query(`UPDATE inbound_events SET status = 'duplicate', kind = $2, processed_at = $3 WHERE id = $1`, [stored.id, event.kind, now]);
+        await sql.query(`UPDATE exchanges SET outcome = 'duplicate', summary = $2 WHERE inbound_event_id = $1`, [stored.id, `${event.factKey} already applied`]);
+        await completeRow(sql, row.id, now);
+        return { customerId: null, invoiceId: null, note: `duplicate fact ${event.factKey}` };
+      }
+    }
+    const res = await applyPaymentEvent(sql, outbox, merchant, event, now);
+    await sql.query(`UPDATE inbound_events SET status = $2, kind = $3, processed_at = $4, error = NULL WHERE id = $1`, [
+      stored.id, event.kind === 'ignored' ? 'ignored' : 'processed', event.kind, now,
+    ]);
+    await sql.query(
+      `UPDATE exchanges SET customer_id = COALESCE(customer_id, $2), invoice_id = COALESCE(invoice_id, $3),
+         summary = CASE WHEN outcome = 'duplicate' THEN summary ELSE $4 END,
+         outcome = CASE WHEN outcome = 'ok' AND $5 THEN 'ignored' ELSE outcome END
+       WHERE inbound_event_id = $1`,
+      [stored.id, res.customerId, res.invoiceId, `${event.kind}: ${event.kind === 'ignored' && typeof event.detail?.note === 'string' ? event.detail.note : res.note}`, event.kind === 'ignored'],
+    );
+    await completeRow(sql, row.id, now);
+    return res;
+  });
+  ctx.metrics.events.inc({ provider: stored.provider, kind: event.kind });
+  ctx.logger.info('event processed', {
+    merchantId: merchant.id, eventId: stored.provider_event_id, provider: stored.provider, kind: event.kind,
+    customerId: result.customerId, invoiceId: result.invoiceId, note: result.note,
+  });
+}

@@ -1,0 +1,71 @@
+/**
+ * The hand-over rule (contract §7), as a pure function of plain data:
+ *  (a) the failure is final — the PSP will not retry by itself;
+ *  (b) `handoverAfterDays` have passed since the first failure;
+ *  (c) the customer's open amount is at least `minAmount`.
+ * A customer's later unpaid invoice is stacked onto the open case as a claim when that case
+ * took its last claim within `stackWindowDays`; the minimum (c) does not apply to stacking,
+ * since the customer is already in collection. Each stacked invoice still waits its own (a)+(b),
+ * so the merchant's notice period holds for every claim (README, "Hand-over rule").
+ */
+import type { Policy } from '../config/schema';
+import { DAY_MS } from '../domain/clock';
+
+export interface HandoverCandidate {
+  invoiceId: string;
+  /** Still owed, in minor units. */
+  amountOpen: number;
+  currency: string;
+  failureFinal: boolean;
+  firstFailedAt: Date;
+  /** A country rule's notice gate: not before this moment (the debtor's term after the letter). */
+  notBefore?: Date | null;
+}
+
+export interface OpenCase {
+  id: string;
+  currency: string;
+  lastClaimAt: Date;
+}
+
+export type HandoverDecision =
+  | { action: 'wait'; until: Date | null; why: string }
+  | { action: 'open_case'; invoiceIds: string[]; amount: number }
+  | { action: 'stack'; caseId: string; invoiceIds: string[] };
+
+export function handoverDueAt(firstFailedAt: Date, policy: Pick<Policy, 'handoverAfterDays'>): Date {
+  return new Date(firstFailedAt.getTime() + policy.handoverAfterDays * DAY_MS);
+}
+
+/**
+ * Decide for one customer and one currency. `candidates` are the customer's unpaid failed
+ * invoices that are not in any case yet; `openCase` is the customer's live case at the
+ * merchant's partner, if any, in that currency.
+ */
+export function decideHandover(input: {
+  now: Date;
+  policy: Pick<Policy, 'handoverAfterDays' | 'minAmount' | 'stackWindowDays'>;
+  candidates: HandoverCandidate[];
+  openCase?: OpenCase | null;
+}): HandoverDecision {
+  const { now, policy, candidates, openCase } = input;
+  const final = candidates.filter((c) => c.failureFinal && c.amountOpen > 0);
+  if (!final.length) return { action: 'wait', until: null, why: 'no final failure yet (the PSP is still retrying)' };
+  const dueAt = (c: HandoverCandidate) => Math.max(handoverDueAt(c.firstFailedAt, policy).getTime(), c.notBefore?.getTime() ?? 0);
+  const due = final.filter((c) => dueAt(c) <= now.getTime());
+  if (!due.length) {
+    const next = Math.min(...final.map(dueAt));
+    const gated = final.some((c) => c.notBefore && c.notBefore.getTime() > handoverDueAt(c.firstFailedAt, policy).getTime() && c.notBefore.getTime() > now.getTime());
+    return { action: 'wait', until: new Date(next), why: gated ? "inside the debtor's notice term (country rule)" : `inside the ${policy.handoverAfterDays}-day hand-over period` };
+  }
+  const ids = due.map((c) => c.invoiceId);
+  if (openCase && now.getTime() - openCase.lastClaimAt.getTime() <= policy.stackWindowDays * DAY_MS) {
+    return { action: 'stack', caseId: openCase.id, invoiceIds: ids };
+  }
+  const currency = due[0].currency;
+  const open = candidates.filter((c) => c.currency === currency).reduce((n, c) => n + c.amountOpen, 0);
+  if (policy.minAmount.currency === currency && open < policy.minAmount.value) {
+    return { action: 'wait', until: null, why: `open amount ${open} is below the minimum ${policy.minAmount.value} ${currency}` };
+  }
+  return { action: 'open_case', invoiceIds: ids, amount: due.reduce((n, c) => n + c.amountOpen, 0) };
+}

@@ -1,0 +1,234 @@
+/**
+ * Sync back from the agency (contract §4–§5): updates arrive by push or pull, are stored once
+ * by their id, and applied once through the outbox. An update older than the state it would
+ * replace (by occurredAt, then seq) is logged as stale and not applied, so status never moves
+ * backwards in time. Invoice-level and customer-level state follow each claim.
+ */
+import type { HubContext } from '../context';
+import type { AgencyUpdate } from '../domain/types';
+import type { Sql } from '../store/db';
+import type { OutboxWriter } from '../context';
+import type { OutboxRow } from '../outbox/outbox';
+import { completeRow } from '../outbox/outbox';
+import type { CaseRow, ClaimRow } from '../ledger/rows';
+import { addHistory } from '../ledger/history';
+import { refreshCaseStatus } from '../ledger/case-status';
+import { recordExchanges, type ExchangeEntry } from '../exchanges/exchange-log';
+import { Permanent } from '../pipeline/errors';
+
+const TERMINAL = ['paid', 'withdrawn', 'uncollectible', 'closed'];
+
+/** Store updates (deduplicated by partner + id) and owe their application. Returns how many were new. */
+export async function storePartnerUpdates(
+  sql: Sql,
+  outbox: OutboxWriter,
+  partnerId: string,
+  updates: AgencyUpdate[],
+  via: 'push' | 'pull',
+  now: Date,
+  latencyMs?: number,
+): Promise<{ fresh: number; duplicates: number }> {
+  let fresh = 0;
+  const entries: ExchangeEntry[] = [];
+  for (const u of updates) {
+    const r = await sql.query<{ id: number }>(
+      `INSERT INTO partner_updates (partner_id, update_id, via, payload, received_at) VALUES ($1,$2,$3,$4,$5)
+       ON CONFLICT (partner_id, update_id) DO NOTHING RETURNING id`,
+      [partnerId, u.id, via, JSON.stringify(u), now],
+    );
+    // The case tells which merchant this update belongs to; an unknown case is logged without one.
+    const kase = (await sql.query<{ id: string; merchant_id: string; customer_id: string }>(
+      `SELECT id, merchant_id, customer_id FROM cases WHERE partner_id = $1 AND (partner_ref = $2 OR id = $3)`,
+      [partnerId, u.caseId, u.caseReference],
+    )).rows[0];
+    const claim = u.claimReference && kase
+      ? (await sql.query<{ invoice_id: string }>(`SELECT invoice_id FROM claims WHERE id = $1 AND case_id = $2`, [u.claimReference, kase.id])).rows[0]
+      : undefined;
+    entries.push({
+      merchantId: kase?.merchant_id ?? null,
+      direction: 'in',
+      party: partnerId,
+      operation: `update ${u.status}${u.reason ? ` (${u.reason})` : ''}`,
+      outcome: r.rows[0] ? 'ok' : 'duplicate',
+      httpStatus: via === 'push' ? 200 : null,
+      latencyMs: latencyMs ?? null,
+      customerId: kase?.customer_id ?? null,
+      invoiceId: claim?.invoice_id ?? null,
+      caseId: kase?.id ?? null,
+      summary: `${via} update ${u.id} seq ${u.seq}`,
+      request: u,
+      at: now,
+    });
+    if (!r.rows[0]) continue;
+    fresh++;
+    await outbox.add({
+      kind: 'apply_update', lane: 'hub', payload: { partnerUpdateId: r.rows[0].id },
+      idempotencyKey: `update-${partnerId}-${u.id}`, merchantId: kase?.merchant_id ?? null, caseId: kase?.id ?? null,
+      customerId: kase?.customer_id ?? null, invoiceId: claim?.invoice_id ?? null,
+    });
+  }
+  await recordExchanges(sql, entries);
+  return { fresh, duplicates: updates.length - fresh };
+}
+
+/** Is (occurredAt, seq) strictly newer than what was last applied? */
+export function isNewer(u: { occurredAt: string; seq: number }, last: { at: Date | null; seq: number | null }): boolean {
+  if (!last.at) return true;
+  const a = new Date(u.occurredAt).getTime();
+  const b = new Date(last.at).getTime();
+  if (a !== b) return a > b;
+  return last.seq == null || u.seq > Number(last.seq);
+}
+
+/**
+ * What a claim has collected only grows (the agency reports a running total), so a claim-level
+ * amount is kept even from an update too old to change the status: the end state is then the
+ * same in whatever order the updates came (a case-level update may have ended the claim first).
+ */
+async function keepCollected(sql: Sql, claim: ClaimRow & { amount_update_at?: Date | null; amount_update_seq?: number | null }, u: AgencyUpdate, caseLevel: boolean): Promise<void> {
+  if (caseLevel || !u.amountCollected) return;
+  if (!isNewer(u, { at: claim.amount_update_at ?? null, seq: claim.amount_update_seq ?? null })) return;
+  await sql.query(`UPDATE claims SET amount_collected = $2, amount_update_at = $3, amount_update_seq = $4 WHERE id = $1`, [
+    claim.id, u.amountCollected.value, new Date(u.occurredAt), u.seq,
+  ]);
+  await sql.query(
+    `UPDATE invoices SET amount_collected = $2 WHERE id = $1 AND NOT (status = 'paid' AND resolution = 'paid_to_merchant')`,
+    [claim.invoice_id, u.amountCollected.value],
+  );
+}
+
+async function applyToClaim(sql: Sql, claim: ClaimRow, u: AgencyUpdate, source: string, now: Date, caseLevel = false): Promise<boolean> {
+  if (!isNewer(u, { at: claim.last_update_at, seq: claim.last_update_seq })) {
+    await keepCollected(sql, claim, u, caseLevel);
+    return false;
+  }
+  // A claim that has ended (paid to the merchant, withdrawn, collected) is not reopened by a
+  // progress update; only another end (the agency's own close of it) is recorded.
+  if (TERMINAL.includes(claim.status) && !TERMINAL.includes(u.status)) {
+    await keepCollected(sql, claim, u, caseLevel);
+    return false;
+  }
+  // A case-level update's amount is the whole case's: it says nothing about what one claim collected.
+  const amountIsNewer = !caseLevel && isNewer(u, { at: (claim as { amount_update_at?: Date | null }).amount_update_at ?? null, seq: (claim as { amount_update_seq?: number | null }).amount_update_seq ?? null });
+  const collected = amountIsNewer ? (u.amountCollected?.value ?? Number(claim.amount_collected)) : Number(claim.amount_collected);
+  await sql.query(
+    `UPDATE claims SET status = $2, resolution = COALESCE($3, resolution), amount_collected = $4, arrangement = COALESCE($5, arrangement),
+       last_update_at = $6, last_update_seq = $7, updated_at = $8,
+       amount_update_at = CASE WHEN $9 THEN $6 ELSE amount_update_at END, amount_update_seq = CASE WHEN $9 THEN $7 ELSE amount_update_seq END
+     WHERE id = $1`,
+    [claim.id, u.status, u.reason ?? null, collected, u.arrangement ? JSON.stringify(u.arrangement) : null, new Date(u.occurredAt), u.seq, now, amountIsNewer],
+  );
+  await addHistory(sql, { merchantId: claim.merchant_id, entity: 'claim', entityId: claim.id, status: u.status, reason: u.reason ?? null, source, occurredAt: u.occurredAt, detail: { updateId: u.id, seq: u.seq, amountCollected: u.amountCollected, arrangement: u.arrangement, note: u.note } }, now);
+  // The invoice mirrors its claim, unless the hub already settled it another way (paid to the merchant).
+  const inv = (await sql.query<{ status: string; resolution: string | null }>(`SELECT status, resolution FROM invoices WHERE id = $1 FOR UPDATE`, [claim.invoice_id])).rows[0];
+  // …or the hub itself ended the claim (withdrawn for a refund, a dispute, a credit note): the
+  // agency's confirmation is kept on the claim, and the invoice keeps the reason the hub gave.
+  const settledElsewhere = (inv && inv.resolution === 'paid_to_merchant' && inv.status === 'paid') || TERMINAL.includes(claim.status);
+  if (!settledElsewhere) {
+    await sql.query(
+      `UPDATE invoices SET status = $2, resolution = CASE WHEN $6 THEN COALESCE($3, resolution) ELSE NULL END, amount_collected = $4,
+         arrangement = COALESCE($5, arrangement), resolved_by = CASE WHEN $6 THEN $7 ELSE resolved_by END,
+         last_update_at = $8, last_update_seq = $9, updated_at = $10 WHERE id = $1`,
+      [claim.invoice_id, u.status, u.reason ?? null, collected, u.arrangement ? JSON.stringify(u.arrangement) : null, TERMINAL.includes(u.status) || !!u.reason, source, new Date(u.occurredAt), u.seq, now],
+    );
+    await addHistory(sql, { merchantId: claim.merchant_id, entity: 'invoice', entityId: claim.invoice_id, status: u.status, reason: u.reason ?? null, source, occurredAt: u.occurredAt, detail: { updateId: u.id, claimId: claim.id, amountCollected: u.amountCollected, arrangement: u.arrangement, note: u.note } }, now);
+  }
+  return true;
+}
+
+export async function applyPartnerUpdate(ctx: HubContext, row: OutboxRow): Promise<void> {
+  const id = Number(row.payload.partnerUpdateId);
+  const now = ctx.clock.now();
+  const outcome = await ctx.commit(async (sql) => {
+    const stored = (await sql.query<{ partner_id: string; payload: AgencyUpdate; status: string }>(`SELECT partner_id, payload, status FROM partner_updates WHERE id = $1 FOR UPDATE`, [id])).rows[0];
+    if (!stored) throw new Permanent(`partner update ${id} not found`);
+    if (stored.status !== 'received') {
+      await completeRow(sql, row.id, now);
+      return stored.status;
+    }
+    const u = stored.payload;
+    const partnerId = stored.partner_id;
+    // Only a case this partner holds: one agency can never touch another's cases (tenant safety).
+    const found = (await sql.query<{ customer_id: string }>(`SELECT customer_id FROM cases WHERE partner_id = $1 AND (partner_ref = $2 OR id = $3)`, [partnerId, u.caseId, u.caseReference])).rows[0];
+    // Lock in the same order as the PSP side (customer, then invoice/claim/case) so the two never deadlock.
+    if (found) await sql.query(`SELECT id FROM customers WHERE id = $1 FOR UPDATE`, [found.customer_id]);
+    const kase = found
+      ? (await sql.query<CaseRow>(`SELECT * FROM cases WHERE partner_id = $1 AND (partner_ref = $2 OR id = $3) FOR UPDATE`, [partnerId, u.caseId, u.caseReference])).rows[0]
+      : undefined;
+    if (!kase) {
+      await sql.query(`UPDATE partner_updates SET status = 'failed', error = $2 WHERE id = $1`, [id, `no case ${u.caseId} (${u.caseReference}) at ${partnerId}`]);
+      await completeRow(sql, row.id, now);
+      return 'unknown case';
+    }
+    let applied = false;
+    if (u.claimReference) {
+      const claim = (await sql.query<ClaimRow>(`SELECT * FROM claims WHERE id = $1 AND case_id = $2 FOR UPDATE`, [u.claimReference, kase.id])).rows[0];
+      if (!claim) {
+        await sql.query(`UPDATE partner_updates SET status = 'failed', error = $2 WHERE id = $1`, [id, `no claim ${u.claimReference} on case ${kase.id}`]);
+        await completeRow(sql, row.id, now);
+        return 'unknown claim';
+      }
+      applied = await applyToClaim(sql, claim, u, partnerId, now);
+      if (applied) await refreshCaseStatus(sql, kase.id, now, partnerId);
+    } else if (isNewer(u, { at: kase.last_update_at, seq: kase.last_update_seq }) && !(TERMINAL.includes(kase.status) && !TERMINAL.includes(u.status))) {
+      // (A case whose claims have all ended is not reopened by an older or progress-only case update.)
+      applied = true;
+      const closing = TERMINAL.includes(u.status);
+      await sql.query(
+        `UPDATE cases SET status = $2, resolution = COALESCE($3, resolution), last_update_at = $4, last_update_seq = $5, updated_at = $6,
+           closed_at = CASE WHEN $7 THEN $6 ELSE closed_at END WHERE id = $1`,
+        [kase.id, u.status, u.reason ?? null, new Date(u.occurredAt), u.seq, now, closing],
+      );
+      await addHistory(sql, { merchantId: kase.merchant_id, entity: 'case', entityId: kase.id, status: u.status, reason: u.reason ?? null, source: partnerId, occurredAt: u.occurredAt, detail: { updateId: u.id, seq: u.seq, note: u.note } }, now);
+      // A case-wide status holds for every claim still open whose own news is older.
+      const claims = (await sql.query<ClaimRow>(`SELECT * FROM claims WHERE case_id = $1 AND status NOT IN ('paid','withdrawn','uncollectible','closed') FOR UPDATE`, [kase.id])).rows;
+      for (const c of claims) await applyToClaim(sql, c, u, partnerId, now, true);
+    }
+    await sql.query(`UPDATE partner_updates SET status = $2, applied_at = $3 WHERE id = $1`, [id, applied ? 'applied' : 'stale', now]);
+    if (!applied) {
+      await recordExchanges(sql, [{
+        merchantId: kase.merchant_id, direction: 'in', party: partnerId, operation: `update ${u.status}`, outcome: 'stale', caseId: kase.id,
+        customerId: kase.customer_id, summary: `update ${u.id} (seq ${u.seq}, ${u.occurredAt}) is older than the state it would replace: not applied`, at: now,
+      }]);
+    }
+    await completeRow(sql, row.id, now);
+    return applied ? 'applied' : 'stale';
+  });
+  ctx.metrics.partnerUpdates.inc({ partner: row.lane, via: 'apply', outcome });
+  ctx.logger.info('partner update', { partnerUpdateId: id, caseId: row.case_id, merchantId: row.merchant_id, outcome });
+}
+
+/**
+ * Pull the partner's update feed once: fetch after the stored cursor, store what is new, move
+ * the cursor only if nobody moved it meanwhile (two workers pulling at once is harmless).
+ */
+export async function pullPartner(ctx: HubContext, partnerId: string): Promise<{ fetched: number; fresh: number }> {
+  const partner = ctx.partners.get(partnerId);
+  if (!partner) throw new Error(`unknown partner ${partnerId}`);
+  const limit = partner.settings.config.pull?.limit ?? 100;
+  let total = 0;
+  let fresh = 0;
+  for (let page = 0; page < 50; page++) {
+    const cur = (await ctx.db.query<{ cursor: string | null }>(`SELECT cursor FROM partner_cursors WHERE partner_id = $1`, [partnerId])).rows[0];
+    const cursor = cur?.cursor ?? null;
+    const started = Date.now();
+    const { updates, next } = await partner.client.pullUpdates(cursor, limit);
+    const latency = Date.now() - started;
+    const now = ctx.clock.now();
+    const moved = await ctx.commit(async (sql, outbox) => {
+      const res = await sql.query(
+        `INSERT INTO partner_cursors (partner_id, cursor, pulled_at, updated_at) VALUES ($1,$2,$3,$3)
+         ON CONFLICT (partner_id) DO UPDATE SET cursor = EXCLUDED.cursor, pulled_at = EXCLUDED.pulled_at, updated_at = EXCLUDED.updated_at
+         WHERE partner_cursors.cursor IS NOT DISTINCT FROM $4`,
+        [partnerId, next ?? cursor, now, cursor],
+      );
+      if (res.rowCount === 0) return false;
+      const r = await storePartnerUpdates(sql, outbox, partnerId, updates, 'pull', now, latency);
+      fresh += r.fresh;
+      return true;
+    });
+    total += updates.length;
+    if (!moved || updates.length < limit || !next || next === cursor) break;
+  }
+  return { fetched: total, fresh };
+}

@@ -1,0 +1,83 @@
+/**
+ * Merchant webhooks end to end, in both run modes: a Stripe failure goes to the agency simulator,
+ * which collects it; every invoice and case status change on the way reaches the merchant's
+ * endpoint (a small express receiver here) as an event signed per Standard Webhooks — verified
+ * with our own verify() — through the outbox: the endpoint answering 500 once is retried and the
+ * event delivered, with the same webhook-id.
+ */
+import { startStack, type Mode, type Stack } from '../support/stack';
+import { postgresAvailable, redisAvailable, waitFor } from '../support/services';
+import { stripeEvents } from '../../sim/psp/stripe-events';
+import { verify } from '../../src/notify/standard-webhooks';
+import { eventTypeOf } from '../../src/notify/events';
+import { startReceiver, type Receiver } from '../notify/receiver';
+import { WEBHOOK_SECRET } from '../notify/support';
+
+const now = () => Math.floor(Date.now() / 1000);
+
+async function modeAvailable(mode: Mode): Promise<boolean> {
+  if (mode === 'embedded') return true;
+  return (await postgresAvailable()) && (await redisAvailable());
+}
+
+describe.each<Mode>(['embedded', 'services'])('merchant webhooks (%s mode)', (mode) => {
+  let stack: Stack;
+  let receiver: Receiver;
+  let available = true;
+
+  beforeAll(async () => {
+    available = await modeAvailable(mode);
+    if (!available) return;
+    receiver = await startReceiver();
+    stack = await startStack({ mode, sim: { stepMs: 100 }, acmeExtra: `    webhooks: { url: "${receiver.url}", secret: "${WEBHOOK_SECRET}" }` });
+    stack.sim.setScenario(null, 'paid');
+  }, 60_000);
+  afterAll(async () => {
+    await stack?.stop();
+    await receiver?.stop();
+  });
+
+  it('every invoice and case status change arrives signed; a 500 is retried and delivered', async () => {
+    if (!available) return;
+    receiver.answer(500);
+    const t = `${mode[0]}${Date.now().toString(36)}`;
+    const f = { invoice: `in_wh${t}`, customer: `cus_wh${t}`, amount: 4900, created: now() - 60, nextPaymentAttempt: null, failureCode: 'insufficient_funds' };
+    expect((await stack.sendStripe('acme', stripeEvents.paymentFailed(f))).status).toBe(200);
+    const inv = await waitFor(async () => {
+      const r = await stack.get(`/v1/invoices/${f.invoice}`);
+      return r.body?.status === 'paid' && r.body.case ? r.body : null;
+    }, 30_000, 100, 'the invoice collected');
+    await waitFor(async () => (await stack.get(`/v1/cases/${inv.case.id}`)).body.status === 'paid', 15_000, 100, 'the case closed');
+
+    // What the merchant must get: every status change of this invoice and its case.
+    const changes = (await stack.hub.ctx.db.query<{ id: number; entity: string; entity_id: string; status: string }>(
+      `SELECT id, entity, entity_id, status FROM status_history WHERE merchant_id = 'acme' AND entity_id = ANY($1::text[]) ORDER BY id`,
+      [[inv.id, inv.case.id]],
+    )).rows.filter((h) => eventTypeOf(h));
+    expect(changes.map((h) => `${h.entity}:${h.status}`)).toEqual(expect.arrayContaining(['invoice:pending_handover', 'invoice:submitted', 'invoice:in_collection', 'invoice:paid', 'case:submitted', 'case:in_collection', 'case:paid']));
+    const expected = new Set(changes.map((h) => `msg_h${h.id}`));
+
+    const got = await waitFor(async () => {
+      const ok = receiver.deliveries.filter((d) => d.status === 200 && expected.has(String(d.headers['webhook-id'])));
+      return new Set(ok.map((d) => d.headers['webhook-id'])).size === expected.size ? ok : null;
+    }, 30_000, 100, 'every event at the merchant');
+    for (const d of got) {
+      const event = verify(WEBHOOK_SECRET, d.headers, d.body) as { id: string; type: string; data: { id: string; change: { status: string } } };
+      expect(event.id).toBe(d.headers['webhook-id']);
+      expect(event.data.id).toBe(event.type === 'invoice.status_changed' ? inv.id : inv.case.id);
+    }
+    const paid = got.map((d) => JSON.parse(d.body)).find((e) => e.type === 'invoice.status_changed' && e.data.change.status === 'paid');
+    expect(paid.data).toMatchObject({ ref: f.invoice, change: { reason: 'paid_in_full', source: 'refagency' } });
+
+    // The first delivery got the 500; the same message came again and landed.
+    const refused = receiver.deliveries.find((d) => d.status === 500)!;
+    expect(refused).toBeDefined();
+    const again = receiver.deliveries.filter((d) => d.headers['webhook-id'] === refused.headers['webhook-id']);
+    expect(again.map((d) => d.status)).toEqual([500, 200]);
+    expect(again[1].body).toBe(again[0].body);
+    const log = (await stack.get(`/v1/sync-log?direction=out&limit=200`)).body.data as { party: string; outcome: string; httpStatus: number; deliveryId: number }[];
+    const attempts = log.filter((x) => x.party === 'merchant' && x.httpStatus === 500);
+    expect(attempts).toHaveLength(1);
+    expect(attempts[0].outcome).toBe('retrying');
+  }, 90_000);
+});
