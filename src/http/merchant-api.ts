@@ -339,9 +339,14 @@ export function merchantApiRouter(ctx: HubContext, opts: MerchantApiOptions = {}
     const merchantId = merchantOf(req);
     const status = q(req, 'status') ?? 'dead';
     if (!OUTBOX_STATUSES.includes(status)) throw new HttpError(400, 'bad_request', `status must be one of ${OUTBOX_STATUSES.join(', ')}`);
+    // scope=all adds the hub's own work for this merchant (processing an event, the hand-over
+    // check, applying an agency update): "is anything still owed for me?" in one call.
+    const scope = q(req, 'scope') ?? 'deliveries';
+    if (scope !== 'deliveries' && scope !== 'all') throw new HttpError(400, 'bad_request', 'scope must be one of deliveries, all');
+    const kindFilter = scope === 'all' ? '' : ` AND (kind LIKE 'agency.%' OR kind IN ('merchant.webhook', 'psp.writeback'))`;
     const r = await ctx.db.query(
       `SELECT id, kind, lane, status, attempts, next_attempt_at, last_error, last_status, last_response, case_id, invoice_id, customer_id, created_at, updated_at
-       FROM outbox WHERE merchant_id = $1 AND status = $2 AND (kind LIKE 'agency.%' OR kind IN ('merchant.webhook', 'psp.writeback')) ORDER BY id DESC LIMIT ${limitOf(req)}`,
+       FROM outbox WHERE merchant_id = $1 AND status = $2${kindFilter} ORDER BY id DESC LIMIT ${limitOf(req)}`,
       [merchantId, status],
     );
     res.json({ data: r.rows.map((x: any) => ({ id: Number(x.id), kind: x.kind, partner: String(x.lane).replace(/^partner\./, ''), status: x.status, attempts: x.attempts, nextAttemptAt: iso(x.next_attempt_at), lastError: x.last_error == null ? null : redactText(String(x.last_error)), lastStatus: x.last_status, lastResponse: redact(x.last_response), caseId: x.case_id, invoiceId: x.invoice_id, customerId: x.customer_id, createdAt: iso(x.created_at), updatedAt: iso(x.updated_at) })) });

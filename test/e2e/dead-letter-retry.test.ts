@@ -56,6 +56,13 @@ describe('dead letter and retry (embedded mode)', () => {
       return r.body.case?.partnerRef ? r.body : null;
     }, 20_000, 100, 'the partner ref');
     expect(inv.case.partnerRef).toBe(fixed.cases()[0].id);
+
+    // scope=all also lists the hub's own work for the merchant; the default lists deliveries only.
+    const kinds = async (query: string, merchant = 'acme') => new Set(((await stack.get(`/v1/deliveries?${query}`, merchant)).body.data as { kind: string }[]).map((d) => d.kind));
+    expect([...(await kinds('status=done&scope=all'))]).toEqual(expect.arrayContaining(['process_event', 'agency.create_case']));
+    expect([...(await kinds('status=done'))]).not.toContain('process_event');
+    expect([...(await kinds('status=done&scope=all', 'globex'))]).toEqual([]);
+    expect((await stack.get('/v1/deliveries?scope=everything')).status).toBe(400);
   });
 
   it('refuses pushes with a forged, unsigned or wrongly addressed token, and stores nothing', async () => {

@@ -99,9 +99,14 @@ describe.each<Mode>(['embedded', 'production'])('crash safety: SIGKILL mid-strea
     await waitForAgency(sim, invoices, 120_000);
     // Rows whose call went through just before a kill are still owed (in flight until their lease
     // runs out, then done by a replay the Idempotency-Key absorbs): wait until nothing is owed.
-    const owed = await waitForNothingOwed(`http://127.0.0.1:${hubPort}`, 60_000);
-    // Give a late duplicate (a stale queue job, a lease running out) the chance to show up.
+    // The agency's pushes of the new cases' status become work too (applying the update): let them land.
+    await sim.pushesSettled();
+    let owed = await waitForNothingOwed(`http://127.0.0.1:${hubPort}`, 60_000);
+    // Give a late duplicate (a stale queue job, a lease running out) the chance to show up, and
+    // anything it started the chance to finish before the processes are stopped.
     await sleep(1500);
+    await sim.pushesSettled();
+    owed = [...owed, ...(await waitForNothingOwed(`http://127.0.0.1:${hubPort}`, 60_000))];
     const books = readAgencyBooks(sim, invoices);
     const elapsedMs = Date.now() - started;
     for (const p of procs.values()) await p.kill('SIGTERM');

@@ -594,7 +594,7 @@ export async function waitForNothingOwed(hubUrl: string, timeoutMs: number): Pro
     const owed: unknown[] = [];
     try {
       for (const status of ['pending', 'in_flight']) {
-        const r = await fetch(`${hubUrl}/v1/deliveries?status=${status}&limit=500`, { headers: { authorization: `Bearer ${merchantToken('acme')}` } });
+        const r = await fetch(`${hubUrl}/v1/deliveries?status=${status}&scope=all&limit=500`, { headers: { authorization: `Bearer ${merchantToken('acme')}` } });
         owed.push(...((await r.json()) as { data: unknown[] }).data);
       }
       if (owed.length === 0 || Date.now() > until) return owed;

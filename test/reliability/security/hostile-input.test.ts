@@ -276,6 +276,7 @@ describe.each<Mode>(MODES)('hostile input at every endpoint (%s mode)', (mode) =
       ['GET', '/v1/sync-log?outcome=ok%00', 400],
       ['GET', `/v1/sync-log?invoice=${'i'.repeat(300)}`, 400],
       ['GET', '/v1/deliveries?status=everything', 400],
+      ['GET', '/v1/deliveries?scope=everything', 400],
       ['GET', '/v1/deliveries?limit=100000', 400],
       ['GET', '/v1/reports/leakage?from=not-a-date', 400],
       ['GET', '/v1/reports/leakage?to=-271821-04-20', 400],
