@@ -1,11 +1,18 @@
 /** PGlite: PostgreSQL compiled to WASM, embedded in the process (the default; no service needed). */
 import fs from 'node:fs';
+import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import type { Database, Sql, QueryResult } from './db';
+import { initialiseInChild } from './pglite-init';
 
 /** `dataDir` undefined → in memory (tests). */
 export async function createPglite(dataDir?: string): Promise<Database> {
-  if (dataDir) fs.mkdirSync(dataDir, { recursive: true });
+  if (dataDir) {
+    fs.mkdirSync(path.dirname(path.resolve(dataDir)), { recursive: true });
+    // initdb in this process would keep ~600 MB it never gives back (see pglite-init.ts).
+    await initialiseInChild(dataDir);
+    fs.mkdirSync(dataDir, { recursive: true });
+  }
   const db = dataDir ? new PGlite(dataDir) : new PGlite();
   await db.waitReady;
   const norm = <T>(r: { rows: unknown[]; affectedRows?: number }): QueryResult<T> => ({
