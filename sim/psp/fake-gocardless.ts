@@ -13,9 +13,8 @@
  * expected one — never the token itself). The resources are the test's own GoCardless-shaped
  * JSON in the maps; the fake does not invent fields.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import express, { type Request, type Response } from 'express';
+import { createLoopbackServer } from './loopback-server';
 
 type Json = Record<string, any>;
 
@@ -70,7 +69,6 @@ export function createFakeGoCardless(options: FakeGoCardlessOptions = {}): FakeG
   const customers = new Map<string, Json>();
   const requests: FakeGoCardlessRequest[] = [];
   let failures: FakeGoCardlessFailure[] = [];
-  let server: http.Server | undefined;
   let requestSeq = 0;
 
   function sendError(res: Response, status: number, type: string, reason: string, message: string, headers: Record<string, string> = {}): void {
@@ -146,29 +144,15 @@ export function createFakeGoCardless(options: FakeGoCardlessOptions = {}): FakeG
     sendError(res, 404, 'invalid_api_usage', 'path_not_found', `Path not found (${req.method} ${req.path})`);
   });
 
+  const loopback = createLoopbackServer('fake gocardless', app);
+
   return {
     payments,
     mandates,
     customers,
     requests,
-    async start(port = 0) {
-      if (server) throw new Error('fake gocardless: already started');
-      const s = http.createServer(app);
-      await new Promise<void>((resolve, reject) => {
-        s.once('error', reject);
-        s.listen(port, '127.0.0.1', () => resolve());
-      });
-      server = s;
-      const actual = (s.address() as AddressInfo).port;
-      return { url: `http://127.0.0.1:${actual}`, port: actual };
-    },
-    async stop() {
-      const s = server;
-      server = undefined;
-      if (!s) return;
-      s.closeAllConnections();
-      await new Promise<void>((resolve) => s.close(() => resolve()));
-    },
+    start: loopback.start,
+    stop: loopback.stop,
     fail(failure = {}) {
       failures.push({ ...failure });
     },

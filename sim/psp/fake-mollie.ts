@@ -18,9 +18,8 @@
  * `Retry-After: 0` so the SDK's own retries are immediate) or after a delay; `failAll()` is the
  * switch for "Mollie is down".
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import express, { type Request, type Response } from 'express';
+import { createLoopbackServer } from './loopback-server';
 import { decimalToMinor, minorToDecimal } from '../../src/domain/money';
 
 type Json = Record<string, any>;
@@ -96,7 +95,6 @@ export function createFakeMollie(options: FakeMollieOptions = {}): FakeMollie {
   const refunds = new Map<string, Json[]>();
   const requests: FakeMollieRequest[] = [];
   let failures: FakeMollieFailure[] = [];
-  let server: http.Server | undefined;
   let baseUrl = 'http://127.0.0.1';
 
   function sendError(res: Response, status: number, detail: string, headers: Record<string, string> = {}): void {
@@ -208,6 +206,8 @@ export function createFakeMollie(options: FakeMollieOptions = {}): FakeMollie {
     sendError(res, 404, `The fake Mollie does not answer ${req.method} ${req.path}.`);
   });
 
+  const loopback = createLoopbackServer('fake mollie', app);
+
   return {
     payments,
     customers,
@@ -215,24 +215,11 @@ export function createFakeMollie(options: FakeMollieOptions = {}): FakeMollie {
     refunds,
     requests,
     async start(port = 0) {
-      if (server) throw new Error('fake mollie: already started');
-      const s = http.createServer(app);
-      await new Promise<void>((resolve, reject) => {
-        s.once('error', reject);
-        s.listen(port, '127.0.0.1', () => resolve());
-      });
-      server = s;
-      const actual = (s.address() as AddressInfo).port;
-      baseUrl = `http://127.0.0.1:${actual}`;
-      return { url: baseUrl, port: actual, apiBase: `${baseUrl}/v2/` };
+      const started = await loopback.start(port);
+      baseUrl = started.url;
+      return { ...started, apiBase: `${baseUrl}/v2/` };
     },
-    async stop() {
-      const s = server;
-      server = undefined;
-      if (!s) return;
-      s.closeAllConnections();
-      await new Promise<void>((resolve) => s.close(() => resolve()));
-    },
+    stop: loopback.stop,
     setPayment(payment) {
       payments.set(String(payment.id), structuredClone(payment));
     },

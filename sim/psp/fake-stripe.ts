@@ -21,9 +21,8 @@
  *
  * The objects are the test's own Stripe-shaped JSON in the maps; the fake does not invent fields.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import express, { type Request, type Response } from 'express';
+import { createLoopbackServer } from './loopback-server';
 
 type Json = Record<string, any>;
 
@@ -99,7 +98,6 @@ export function createFakeStripe(options: FakeStripeOptions = {}): FakeStripe {
   const paymentMethods = new Map<string, Json>();
   const requests: FakeStripeRequest[] = [];
   let failures: FakeStripeFailure[] = [];
-  let server: http.Server | undefined;
   let requestSeq = 0;
 
   /** The map an id belongs to, by Stripe's id prefixes. */
@@ -280,6 +278,8 @@ export function createFakeStripe(options: FakeStripeOptions = {}): FakeStripe {
     sendError(res, 404, { type: 'invalid_request_error', message: `Unrecognized request URL (${req.method}: ${req.path}).` });
   });
 
+  const loopback = createLoopbackServer('fake stripe', app);
+
   return {
     paymentIntents,
     charges,
@@ -287,25 +287,8 @@ export function createFakeStripe(options: FakeStripeOptions = {}): FakeStripe {
     invoicePayments,
     paymentMethods,
     requests,
-    async start(port = 0) {
-      if (server) throw new Error('fake stripe: already started');
-      const s = http.createServer(app);
-      await new Promise<void>((resolve, reject) => {
-        s.once('error', reject);
-        s.listen(port, '127.0.0.1', () => resolve());
-      });
-      server = s;
-      const actual = (s.address() as AddressInfo).port;
-      return { url: `http://127.0.0.1:${actual}`, port: actual };
-    },
-    async stop() {
-      const s = server;
-      server = undefined;
-      if (!s) return;
-      // The SDK keeps connections alive; close them so the port and the test process are freed.
-      s.closeAllConnections();
-      await new Promise<void>((resolve) => s.close(() => resolve()));
-    },
+    start: loopback.start,
+    stop: loopback.stop,
     fail(failure) {
       failures.push({ ...failure });
     },

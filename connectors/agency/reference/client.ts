@@ -4,9 +4,8 @@
  * every exchange for the sync log (never the token), and turns every failure into a
  * DeliveryError whose `retryable` drives the outbox (design.md habits 3, 7, 8).
  */
-import axios, { AxiosError, type AxiosInstance, type AxiosResponse } from 'axios';
-import type { z } from 'zod';
 import type { AgencyUpdate } from '../../../src/domain/types';
+import { createAgencyHttp, failure, idempotencyKeyOf, ok, parseAnswer, segment, type Method, type SendOptions, type Sent } from '../http';
 import {
   DeliveryError,
   type AgencyCaseView,
@@ -15,15 +14,12 @@ import {
   type CallContext,
   type CaseDebtor,
   type CaseSubmission,
-  type ExchangeRecord,
-  type ReadContext,
 } from '../types';
 import { normalizeUpdate } from './normalize';
 import {
   caseViewSchema,
   conflictSchema,
   createdCaseSchema,
-  describeIssues,
   updatesPageSchema,
   type DebtorField,
   type ReferencePartnerConfig,
@@ -32,20 +28,10 @@ import { createPushVerifier } from './verify';
 
 /** Upper bound of `limit` on `GET /v1/updates`, whatever the caller asks. */
 export const MAX_PULL_LIMIT = 1000;
-/** An agency answer larger than this is not a protocol answer; refuse it rather than buffer it. */
-const MAX_RESPONSE_BYTES = 10 * 1024 * 1024;
 const REDACTED = '[redacted]';
 
-/** Retry-After in delta-seconds or HTTP-date (RFC 9110 §10.2.3) → milliseconds from `now`. */
-export function parseRetryAfter(value: unknown, now: number = Date.now()): number | undefined {
-  if (typeof value !== 'string' && typeof value !== 'number') return undefined;
-  const text = String(value).trim();
-  if (/^\d+$/.test(text)) return Number(text) * 1000;
-  // Every HTTP-date form names its month in letters; without this, V8 would read "-5" as a year.
-  if (!/[A-Za-z]{3}/.test(text)) return undefined;
-  const at = Date.parse(text);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
+// Kept here for existing importers (reference/index.ts, riverty/token.ts, tests).
+export { parseRetryAfter } from '../http';
 
 /** Replace every occurrence of `secret` in strings of a JSON-like value (an agency may echo our header). */
 function redact(value: unknown, secret: string): unknown {
@@ -55,32 +41,6 @@ function redact(value: unknown, secret: string): unknown {
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redact(v, secret)]));
   }
   return value;
-}
-
-function summarize(body: unknown): string {
-  if (body === undefined || body === '') return '(empty body)';
-  const text = typeof body === 'string' ? body : JSON.stringify(body);
-  return text.length > 300 ? `${text.slice(0, 300)}…` : text;
-}
-
-/**
- * A path segment for the agency's URL. `.` and `..` would be collapsed by URL parsing and send
- * the call to another resource, so they are refused, as is an empty id.
- */
-function segment(value: string, what: string): string {
-  if (typeof value !== 'string' || value === '' || value === '.' || value === '..') {
-    throw new DeliveryError(false, `invalid ${what} for the agency URL: ${JSON.stringify(value)}`);
-  }
-  return encodeURIComponent(value);
-}
-
-/** Printable ASCII without spaces: anything else cannot travel in a header and would fail every retry. */
-function idempotencyKeyOf(ctx: CallContext | undefined): string {
-  const key = ctx?.idempotencyKey;
-  if (!key || !/^[\x21-\x7e]{1,255}$/.test(key)) {
-    throw new DeliveryError(false, `a mutating agency call needs an Idempotency-Key of 1-255 printable characters, got ${JSON.stringify(key)}`);
-  }
-  return key;
 }
 
 /** Data minimisation: only the debtor fields the partner is configured to receive leave the hub. */
@@ -105,37 +65,11 @@ function saysAlreadyExists(body: unknown): boolean {
   return texts.some((t) => t !== undefined && pattern.test(t));
 }
 
-/**
- * Axios errors that no retry can fix: the request itself was never valid. Everything else
- * without a response (refused, reset, DNS, timeout, a body cut off mid-stream) is transient.
- */
-const PERMANENT_TRANSPORT_CODES = new Set(['ERR_INVALID_URL', 'ERR_BAD_OPTION', 'ERR_BAD_OPTION_VALUE', 'ERR_NOT_SUPPORT', 'ERR_INVALID_CHAR']);
-
-interface Sent {
-  method: 'GET' | 'POST';
-  path: string;
-  status: number;
-  data: unknown;
-  response: AxiosResponse;
-}
-
 export function createReferenceClient(deps: AgencyConnectorDeps<ReferencePartnerConfig>): AgencyClient {
   const { partnerId, hubId, config, mapping, signer } = deps;
   const outbound = config.auth.outbound;
 
-  const http: AxiosInstance = axios.create({
-    baseURL: config.baseUrl,
-    timeout: config.timeoutMs,
-    // Every status comes back as a response and is classified in one place below.
-    validateStatus: () => true,
-    // A redirect would carry the token to wherever the agency points; no protocol call redirects.
-    maxRedirects: 0,
-    allowAbsoluteUrls: false,
-    maxContentLength: MAX_RESPONSE_BYTES,
-    responseType: 'json',
-    transitional: { clarifyTimeoutError: true, silentJSONParsing: true, forcedJSONParsing: true },
-    headers: { Accept: 'application/json', 'User-Agent': 'collection-hub' },
-  });
+  const http = createAgencyHttp(config);
 
   function tokenFor(): string {
     try {
@@ -150,86 +84,9 @@ export function createReferenceClient(deps: AgencyConnectorDeps<ReferencePartner
     }
   }
 
-  function report(onExchange: ReadContext['onExchange'], record: ExchangeRecord): void {
-    if (!onExchange) return;
-    try {
-      onExchange(record);
-    } catch {
-      // The sync log must not change a delivery's outcome: a created case whose id got lost
-      // because a log write failed would be worse than a missing log line.
-    }
-  }
-
-  async function send(
-    method: 'GET' | 'POST',
-    path: string,
-    opts: { body?: unknown; idempotencyKey?: string; onExchange?: ReadContext['onExchange'] },
-  ): Promise<Sent> {
+  async function send(method: Method, path: string, opts: SendOptions): Promise<Sent> {
     const token = tokenFor();
-    const url = http.getUri({ url: path });
-    const headers: Record<string, string> = { Authorization: `Bearer ${token}` };
-    if (opts.idempotencyKey) headers['Idempotency-Key'] = opts.idempotencyKey;
-    const started = performance.now();
-    const latency = () => Math.round(performance.now() - started);
-
-    let response: AxiosResponse;
-    try {
-      response = await http.request({ method, url: path, data: opts.body, headers });
-    } catch (err) {
-      const latencyMs = latency();
-      if (!(err instanceof AxiosError)) {
-        report(opts.onExchange, { method, url, requestBody: opts.body, latencyMs, error: String(redact((err as Error).message, token)) });
-        throw err;
-      }
-      const code = err.code ?? 'ERR_UNKNOWN';
-      const timedOut = code === 'ETIMEDOUT' || code === 'ECONNABORTED';
-      const message = timedOut
-        ? `${method} ${path}: no answer within ${config.timeoutMs} ms`
-        : `${method} ${path}: ${code} (${redact(err.message, token) as string})`;
-      report(opts.onExchange, { method, url, requestBody: opts.body, latencyMs, error: message });
-      // The request may have reached the agency; sending it again is safe because of the Idempotency-Key.
-      throw new DeliveryError(!PERMANENT_TRANSPORT_CODES.has(code), message);
-    }
-
-    const data = redact(response.data, token);
-    report(opts.onExchange, {
-      method,
-      url,
-      requestBody: opts.body,
-      status: response.status,
-      responseBody: data,
-      latencyMs: latency(),
-    });
-    return { method, path, status: response.status, data, response };
-  }
-
-  const ok = (s: Sent) => s.status >= 200 && s.status < 300;
-
-  /** habit 7: network/timeout (above), 408, 429 and 5xx retry (honouring Retry-After); every other answer is final. */
-  function failure(s: Sent): DeliveryError {
-    const retryable = s.status === 408 || s.status === 429 || s.status >= 500;
-    const retryAfterMs = retryable ? parseRetryAfter(s.response.headers['retry-after']) : undefined;
-    return new DeliveryError(
-      retryable,
-      `${s.method} ${s.path}: agency answered ${s.status}: ${summarize(s.data)}`,
-      s.status,
-      s.data,
-      retryAfterMs,
-    );
-  }
-
-  /** A 2xx whose body is not the protocol's answer: kept for a human, not retried blindly. */
-  function parseAnswer<T>(schema: z.ZodType<T>, s: Sent): T {
-    const parsed = schema.safeParse(s.data);
-    if (!parsed.success) {
-      throw new DeliveryError(
-        false,
-        `${s.method} ${s.path}: agency answered ${s.status} with an unexpected body: ${describeIssues(parsed.error)}`,
-        s.status,
-        s.data,
-      );
-    }
-    return parsed.data;
+    return http.send(method, path, token, (value) => redact(value, token), opts);
   }
 
   /**

@@ -7,19 +7,9 @@
  * (never a token or the client secret), and every failure turned into a DeliveryError whose
  * `retryable` drives the outbox (design.md habits 3, 7, 8). Pull-only: Riverty has no push.
  */
-import axios, { AxiosError, type AxiosInstance, type AxiosResponse } from 'axios';
-import type { z } from 'zod';
 import type { AgencyUpdate } from '../../../src/domain/types';
-import {
-  DeliveryError,
-  type AgencyCaseView,
-  type AgencyClient,
-  type AgencyConnectorDeps,
-  type CallContext,
-  type ExchangeRecord,
-  type ReadContext,
-} from '../types';
-import { parseRetryAfter } from '../reference/client';
+import { createAgencyHttp, failure, idempotencyKeyOf, ok, parseAnswer, segment, type Method, type SendOptions, type Sent } from '../http';
+import { DeliveryError, type AgencyCaseView, type AgencyClient, type AgencyConnectorDeps, type CallContext, type ReadContext } from '../types';
 import {
   InvalidRequestError,
   mapStatus,
@@ -35,7 +25,6 @@ import {
   claimViewSchema,
   conflictSchema,
   createdClaimSchema,
-  describeIssues,
   requestStatusSchema,
   transactionsPageSchema,
   type RivertyPartnerConfig,
@@ -46,10 +35,8 @@ import { createTokenSource, redactAll, type TokenSource } from './token';
 export const MAX_PULL_LIMIT = 1000;
 /** A hand-over Riverty has not registered yet is asked about again after this long. */
 export const CLAIM_PENDING_RETRY_MS = 5_000;
-const MAX_RESPONSE_BYTES = 10 * 1024 * 1024;
 /** requestId → claim number is fixed once assigned; this many are remembered per client. */
 const CLAIM_CACHE_SIZE = 10_000;
-const PERMANENT_TRANSPORT_CODES = new Set(['ERR_INVALID_URL', 'ERR_BAD_OPTION', 'ERR_BAD_OPTION_VALUE', 'ERR_NOT_SUPPORT', 'ERR_INVALID_CHAR']);
 
 export interface RivertyClientOptions {
   /** Wall clock in ms, for token expiry and the feed's gap grace (tests move it). */
@@ -61,39 +48,9 @@ export interface RivertyClient extends AgencyClient {
   readonly tokens: TokenSource;
 }
 
-interface Sent {
-  method: 'GET' | 'POST';
-  path: string;
-  status: number;
-  data: unknown;
-  response: AxiosResponse;
-}
-
 interface ClaimRef {
   claimNumber: string;
   contractNumber?: string;
-}
-
-function summarize(body: unknown): string {
-  if (body === undefined || body === '') return '(empty body)';
-  const text = typeof body === 'string' ? body : JSON.stringify(body);
-  return text.length > 300 ? `${text.slice(0, 300)}…` : text;
-}
-
-/** A path segment: `.`/`..` would be collapsed by URL parsing and reach another resource. */
-function segment(value: string, what: string): string {
-  if (typeof value !== 'string' || value === '' || value === '.' || value === '..') {
-    throw new DeliveryError(false, `invalid ${what} for the agency URL: ${JSON.stringify(value)}`);
-  }
-  return encodeURIComponent(value);
-}
-
-function idempotencyKeyOf(ctx: CallContext | undefined): string {
-  const key = ctx?.idempotencyKey;
-  if (!key || !/^[\x21-\x7e]{1,255}$/.test(key)) {
-    throw new DeliveryError(false, `a mutating agency call needs an Idempotency-Key of 1-255 printable characters, got ${JSON.stringify(key)}`);
-  }
-  return key;
 }
 
 function saysAlreadyExists(body: unknown): boolean {
@@ -138,18 +95,7 @@ export function createRivertyClient(deps: AgencyConnectorDeps<RivertyPartnerConf
     now,
   });
 
-  const http: AxiosInstance = axios.create({
-    baseURL: config.baseUrl,
-    timeout: config.timeoutMs,
-    validateStatus: () => true,
-    // A redirect would carry the bearer token wherever the agency points.
-    maxRedirects: 0,
-    allowAbsoluteUrls: false,
-    maxContentLength: MAX_RESPONSE_BYTES,
-    responseType: 'json',
-    transitional: { clarifyTimeoutError: true, silentJSONParsing: true, forcedJSONParsing: true },
-    headers: { Accept: 'application/json', 'User-Agent': 'collection-hub' },
-  });
+  const http = createAgencyHttp(config);
 
   const claimCache = new Map<string, ClaimRef>();
   function remember(requestId: string, ref: ClaimRef): void {
@@ -158,47 +104,9 @@ export function createRivertyClient(deps: AgencyConnectorDeps<RivertyPartnerConf
     if (claimCache.size > CLAIM_CACHE_SIZE) claimCache.delete(claimCache.keys().next().value!);
   }
 
-  function report(onExchange: ReadContext['onExchange'], record: ExchangeRecord): void {
-    if (!onExchange) return;
-    try {
-      onExchange(record);
-    } catch {
-      // A failed log write must not change a delivery's outcome.
-    }
-  }
-
-  async function once(
-    method: 'GET' | 'POST',
-    path: string,
-    token: string,
-    opts: { body?: unknown; idempotencyKey?: string; onExchange?: ReadContext['onExchange'] },
-  ): Promise<Sent> {
-    const url = http.getUri({ url: path });
-    const headers: Record<string, string> = { Authorization: `Bearer ${token}` };
-    if (opts.idempotencyKey) headers['Idempotency-Key'] = opts.idempotencyKey;
-    const started = performance.now();
-    const latency = () => Math.round(performance.now() - started);
-    let response: AxiosResponse;
-    try {
-      response = await http.request({ method, url: path, data: opts.body, headers });
-    } catch (err) {
-      const latencyMs = latency();
-      if (!(err instanceof AxiosError)) {
-        report(opts.onExchange, { method, url, requestBody: opts.body, latencyMs, error: String(redactAll((err as Error).message, tokens.secrets())) });
-        throw err;
-      }
-      const code = err.code ?? 'ERR_UNKNOWN';
-      const timedOut = code === 'ETIMEDOUT' || code === 'ECONNABORTED';
-      const message = timedOut
-        ? `${method} ${path}: no answer within ${config.timeoutMs} ms`
-        : `${method} ${path}: ${code} (${redactAll(err.message, tokens.secrets()) as string})`;
-      report(opts.onExchange, { method, url, requestBody: opts.body, latencyMs, error: message });
-      // It may have reached the agency; sending it again is safe (Idempotency-Key, paymentNumber).
-      throw new DeliveryError(!PERMANENT_TRANSPORT_CODES.has(code), message);
-    }
-    const data = redactAll(response.data, tokens.secrets());
-    report(opts.onExchange, { method, url, requestBody: opts.body, status: response.status, responseBody: data, latencyMs: latency() });
-    return { method, path, status: response.status, data, response };
+  /** One call with `token`; what is logged is redacted of every token and the client secret. */
+  function once(method: Method, path: string, token: string, opts: SendOptions): Promise<Sent> {
+    return http.send(method, path, token, (value) => redactAll(value, tokens.secrets()), opts);
   }
 
   /**
@@ -206,33 +114,12 @@ export function createRivertyClient(deps: AgencyConnectorDeps<RivertyPartnerConf
    * the agency's clock ahead of ours): drop it, fetch a new one and send the call once more. The
    * Idempotency-Key makes the second send safe for a mutating call.
    */
-  async function send(
-    method: 'GET' | 'POST',
-    path: string,
-    opts: { body?: unknown; idempotencyKey?: string; onExchange?: ReadContext['onExchange'] } = {},
-  ): Promise<Sent> {
+  async function send(method: Method, path: string, opts: SendOptions = {}): Promise<Sent> {
     const token = await tokens.get(opts.onExchange);
     const first = await once(method, path, token, opts);
     if (first.status !== 401) return first;
     tokens.invalidate(token);
     return once(method, path, await tokens.get(opts.onExchange), opts);
-  }
-
-  const ok = (s: Sent) => s.status >= 200 && s.status < 300;
-
-  /** habit 7: 408, 429 and 5xx retry (honouring Retry-After); every other answer is final, kept for the dead letter. */
-  function failure(s: Sent): DeliveryError {
-    const retryable = s.status === 408 || s.status === 429 || s.status >= 500;
-    const retryAfterMs = retryable ? parseRetryAfter(s.response.headers['retry-after']) : undefined;
-    return new DeliveryError(retryable, `${s.method} ${s.path}: agency answered ${s.status}: ${summarize(s.data)}`, s.status, s.data, retryAfterMs);
-  }
-
-  function parseAnswer<T>(schema: z.ZodType<T>, s: Sent): T {
-    const parsed = schema.safeParse(s.data);
-    if (!parsed.success) {
-      throw new DeliveryError(false, `${s.method} ${s.path}: agency answered ${s.status} with an unexpected body: ${describeIssues(parsed.error)}`, s.status, s.data);
-    }
-    return parsed.data;
   }
 
   /**
