@@ -20,6 +20,11 @@
  *  - sepa_return           (Adyen) a SEPA debit is authorised, then returned by the bank (AM04), which
  *                          Adyen reports as a CHARGEBACK: the debt is still owed
  *  - mandate_cancelled     (GoCardless) the customer's bank cancels the mandate (account closed, AC04)
+ *  - notice_gate           (Stripe, acme) an NL consumer whose card failed for good about 15 days ago:
+ *                          acme's 14-day hand-over period has passed, but the NL 14-day letter term
+ *                          (country rules, counted from the letter's delivery) has not — the invoice
+ *                          waits on the notice gate. Drawn from a stream of its own, so the other
+ *                          customers are the same with or without them.
  *
  * Shapes: Stripe events from sim/psp/stripe-events.ts (Acme's endpoint moved to API version
  * 2025-03-31.basil some weeks ago, Globex is on the legacy one); Mollie payments as the Mollie API
@@ -50,6 +55,7 @@ export const CUSTOMER_STORIES = [
   'disputes',
   'sepa_return',
   'mandate_cancelled',
+  'notice_gate',
 ] as const;
 export type CustomerStory = (typeof CUSTOMER_STORIES)[number];
 
@@ -136,13 +142,16 @@ export interface DemoDataOptions {
   customers?: Partial<DemoCustomerCounts>;
   /** Deliveries repeated, spread over the PSPs. */
   duplicates?: number;
+  /** Acme Stripe customers (NL consumers) whose invoice waits on the notice gate now (story notice_gate). */
+  noticeGate?: number;
 }
 
 /** Acme takes payments through Stripe, Mollie and GoCardless; Globex through Stripe and Adyen. */
-export const DEMO_DEFAULTS: { seed: number; cycles: number; duplicates: number; customers: DemoCustomerCounts } = {
+export const DEMO_DEFAULTS: { seed: number; cycles: number; duplicates: number; noticeGate: number; customers: DemoCustomerCounts } = {
   seed: 42,
   cycles: 4,
   duplicates: 8,
+  noticeGate: 2,
   customers: { acme: { stripe: 16, mollie: 10, gocardless: 10 }, globex: { stripe: 6, adyen: 8 } },
 };
 
@@ -408,6 +417,24 @@ export function generateDemoEvents(options: DemoDataOptions): DemoEvent[] {
     }
   }
 
+  // The notice-gate customers, from a stream of their own (the customers above stay as they were).
+  const gate: Gen = { ...g, prng: mulberry32((seed ^ 0x4e4c0e14) >>> 0), turns: { ...g.turns } };
+  const gateNames = new Set<string>(drafts.filter((d) => d.event.merchant === 'acme').map((d) => d.event.customerName));
+  for (let i = 0; i < (options.noticeGate ?? DEMO_DEFAULTS.noticeGate); i++) {
+    let name: string;
+    do name = `${gate.prng.pick(NAMES.acme.first)} ${gate.prng.pick(NAMES.acme.last)}`;
+    while (gateNames.has(name));
+    gateNames.add(name);
+    const customer: DemoCustomer = {
+      merchant: 'acme', psp: 'stripe', id: '', name, email: emailOf(name, NAMES.acme.domain), country: 'NL', story: 'notice_gate',
+      method: 'card', amount: gate.prng.pick(PLAN_AMOUNTS), subscription: '',
+    };
+    noticeGateHistory(gate, customer, (e) => {
+      if (e.at > gate.latest) return;
+      drafts.push({ event: { ...e, merchant: 'acme', psp: 'stripe', customer: customer.id, customerName: customer.name, story: 'notice_gate', duplicate: false } as DemoEvent, order: order++ });
+    });
+  }
+
   drafts.sort((a, b) => a.event.at - b.event.at || a.order - b.order);
   const events: DemoEvent[] = drafts.map((d) => d.event);
 
@@ -537,6 +564,37 @@ function stripeHistory(g: Gen, customer: DemoCustomer, emit: (e: EventDraft<Stri
       default:
         paid(start + 60);
     }
+  }
+}
+
+/**
+ * An NL consumer at acme's Stripe who pays every month, until the last renewal's card payment fails
+ * for good (expired card: Stripe does not retry) 15 days and a few hours ago. The hand-over period
+ * (14 days) has passed; the debtor's 14-day letter term has not: it starts the day after the letter
+ * counts as delivered (the second day after dispatch, Sundays and Mondays not counted), so it ends
+ * at least 17 days after the letter — which acme's dunning sent the day of the failure.
+ */
+function noticeGateHistory(g: Gen, customer: DemoCustomer, emit: (e: EventDraft<StripeDemoEvent>) => void): void {
+  const { prng, cycles, nowSec } = g;
+  customer.id = stripeId(prng, 'cus', 14);
+  customer.subscription = stripeId(prng, 'sub', 24);
+  customer.failureCode = 'expired_card';
+  const numberPrefix = Array.from({ length: 8 }, () => '0123456789ABCDEF'[prng.int(16)]).join('');
+  const failedAt = nowSec - 15 * DAY - prng.int(6) * HOUR - prng.int(60) * 60;
+  for (let k = 0; k < cycles; k++) {
+    const created = failedAt - (cycles - 1 - k) * CYCLE_DAYS * DAY;
+    const last = k === cycles - 1;
+    const shape: InvoiceShape = created >= nowSec - ACME_BASIL_SINCE_DAYS * DAY ? 'basil' : 'legacy';
+    const invoice = stripeId(prng, 'in', 24);
+    const f: InvoiceFacts = {
+      invoice, customer: customer.id, amount: customer.amount, number: `${numberPrefix}-${String(k + 1).padStart(4, '0')}`, subscription: customer.subscription,
+      customerName: customer.name, customerEmail: customer.email, country: 'NL', method: 'card', business: false, created, shape,
+      ...(last ? { attempt: 1, nextPaymentAttempt: null, failureCode: 'expired_card' } : {}),
+    };
+    const event = last ? stripeEvents.paymentFailed(f) : stripeEvents.paid(f);
+    event.api_version = shape === 'basil' ? BASIL_VERSION : LEGACY_VERSION;
+    event.id = stripeId(prng, 'evt', 24);
+    emit({ psp: 'stripe', at: created, type: event.type, key: event.id, invoice, event, ...(last ? { finalFailure: true } : {}) });
   }
 }
 

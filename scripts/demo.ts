@@ -1,11 +1,18 @@
 /**
- * `npm run demo`: the whole product in one process, on loopback. Starts the reference agency
- * simulator, local fakes of the Mollie and GoCardless APIs, and the hub (embedded database under
+ * `npm run demo`: the whole product in one process, on loopback. Starts two agency simulators —
+ * `refagency` (the reference protocol: JWT, pushes) for acme and `riverty` (the Riverty-shaped
+ * personality: OAuth2 client credentials, a pull-only transaction feed the hub reads every 2 s) for
+ * globex — local fakes of the Mollie and GoCardless APIs, and the hub (embedded database under
  * ./data/demo, wiped each run; in-process queue), replays a few months of webhooks for two
  * merchants over real HTTP, in time order — acme (NL) takes payments through Stripe, Mollie and
  * GoCardless, globex (DE) through Stripe and Adyen — waits until the hub has handed the unpaid
- * invoices over, then prints what happened and where to look. It keeps running — the agency works
- * its cases and pushes status back — until Ctrl-C or SIGTERM.
+ * invoices over, then lets each agency work two of its cases into a payment arrangement (one paid
+ * off instalment by instalment, one with two of three instalments paid) and waits until the hub has
+ * the agencies' updates. The summary shows per agency the cases, statuses, arrangements, the
+ * statutory collection costs the hub computed and sent (WIK for acme's NL consumers), and the
+ * invoices that wait on the NL 14-day notice gate (country rules) although acme's hand-over period
+ * has passed. It keeps running — the agencies work their cases, refagency pushes, the hub pulls
+ * riverty — until Ctrl-C or SIGTERM.
  *
  * Each PSP's deliveries are made as that PSP makes them (as in test/e2e): Stripe events signed with
  * stripe-node's helper; Mollie classic webhooks (`id=tr_…`, unsigned), the payment and its customer
@@ -17,7 +24,7 @@
  * deliveries that read it — the hub sees each state the PSP had when it sent the webhook.
  *
  * `--once` (or DEMO_ONCE=1) exits 0 after the summary (tests, CI). Other settings, all optional:
- * PORT (hub, 3000), DEMO_SIM_PORT (agency, 4010), DEMO_DATA_DIR (./data/demo), DEMO_SEED (42),
+ * PORT (hub, 3000), DEMO_SIM_PORT (refagency simulator, 4010), DEMO_RIVERTY_SIM_PORT (riverty simulator, 4011), DEMO_DATA_DIR (./data/demo), DEMO_SEED (42),
  * DEMO_STEP_MS (1500, between the agency's lifecycle steps), LOG_LEVEL (hub logs, warn),
  * DEMO_VERBOSE=1 (the simulator's own log lines). The fake PSP APIs listen on free loopback ports.
  * The data directory is wiped only when it is empty or was made by the demo (a marker file), so a
@@ -32,6 +39,8 @@ import { createHub, type Hub } from '../src/hub';
 import { createLogger } from '../src/observability/logger';
 import { issueMerchantToken } from '../src/http/merchant-auth';
 import { createAgencySimulator, type AgencySimulator } from '../sim/agency-sim/simulator';
+import { loadCountryRules, noticeEndsAt, ruleFor } from '../src/policy/country-rules';
+import { loadCustomerPicture } from '../src/reports/customer-picture';
 import { signStripe } from '../sim/psp/stripe-events';
 import { classicBody } from '../sim/psp/mollie-events';
 import { adyenNotification, basicAuthHeader } from '../sim/psp/adyen-events';
@@ -53,6 +62,14 @@ import {
 
 const HUB_ID = 'collection-hub';
 const PARTNER_ID = 'refagency';
+const RIVERTY_ID = 'riverty';
+/** The OAuth2 client id the hub uses at the riverty simulator. */
+const RIVERTY_CLIENT_ID = 'collection-hub-demo';
+/** How often the hub pulls riverty's transaction feed in the demo (Riverty has no push). */
+const RIVERTY_PULL_SECONDS = 2;
+/** Cases per agency the demo works into a payment arrangement before the summary. */
+const ARRANGEMENT_CASES = 2;
+const SYNC_TIMEOUT_MS = 60_000;
 const HOST = '127.0.0.1';
 /** Written into the data directory, so the wipe at start never deletes a directory the demo did not make. */
 const DATA_MARKER = '.collection-hub-demo';
@@ -64,6 +81,7 @@ interface DemoSettings {
   once: boolean;
   hubPort: number;
   simPort: number;
+  rivertyPort: number;
   dataDir: string;
   seed: number;
   stepMs: number;
@@ -88,6 +106,7 @@ function demoSettings(argv: string[], env: NodeJS.ProcessEnv): DemoSettings {
     once: argv.includes('--once') || flag('DEMO_ONCE'),
     hubPort: int('PORT', 3000, 1, 65535),
     simPort: int('DEMO_SIM_PORT', 4010, 1, 65535),
+    rivertyPort: int('DEMO_RIVERTY_SIM_PORT', 4011, 1, 65535),
     dataDir: path.resolve(env.DEMO_DATA_DIR || './data/demo'),
     seed: int('DEMO_SEED', 42, -2147483648, 2147483647),
     stepMs: int('DEMO_STEP_MS', 1500, 0, 3_600_000),
@@ -95,6 +114,9 @@ function demoSettings(argv: string[], env: NodeJS.ProcessEnv): DemoSettings {
     verbose: flag('DEMO_VERBOSE'),
   };
   if (s.hubPort === s.simPort) throw new DemoError(`PORT and DEMO_SIM_PORT are both ${s.hubPort}; the hub and the agency simulator need a port each`);
+  if (s.rivertyPort === s.hubPort || s.rivertyPort === s.simPort) {
+    throw new DemoError(`DEMO_RIVERTY_SIM_PORT ${s.rivertyPort} is also PORT or DEMO_SIM_PORT; the hub and the two agency simulators need a port each`);
+  }
   return s;
 }
 
@@ -144,7 +166,7 @@ interface FakeApis {
  * The demo's hub config, the same shape as config/hub.example.yaml. Secrets stay `${…}` references,
  * filled from a per-run environment as in production.
  */
-function demoConfigYaml(s: DemoSettings, simUrl: string, fakes: Pick<FakeApis, 'mollieApiBase' | 'gocardlessUrl'>): string {
+function demoConfigYaml(s: DemoSettings, simUrl: string, rivertyUrl: string, fakes: Pick<FakeApis, 'mollieApiBase' | 'gocardlessUrl'>): string {
   return `
 hub:
   id: ${HUB_ID}
@@ -181,7 +203,7 @@ merchants:
         hmacKeys: "\${DEMO_GLOBEX_ADYEN_HMAC_KEY}"
         merchantAccount: ${ADYEN_MERCHANT_ACCOUNT}
         basicAuth: { username: "\${DEMO_GLOBEX_ADYEN_USER}", password: "\${DEMO_GLOBEX_ADYEN_PASSWORD}" }
-    partner: ${PARTNER_ID}
+    partner: ${RIVERTY_ID}
     policy: { handoverAfterDays: 14, minAmount: { value: 500, currency: EUR }, stackWindowDays: 45 }
 partners:
   - id: ${PARTNER_ID}
@@ -193,6 +215,14 @@ partners:
       outbound: { alg: HS256, secret: "\${DEMO_REFAGENCY_OUT_SECRET}" }
       inbound: { alg: HS256, secret: "\${DEMO_REFAGENCY_IN_SECRET}" }
     pull: { everySeconds: 30 }
+  - id: ${RIVERTY_ID}
+    connector: riverty
+    name: Riverty (simulator)
+    baseUrl: ${rivertyUrl}
+    clientId: ${RIVERTY_CLIENT_ID}
+    clientSecret: "\${DEMO_RIVERTY_CLIENT_SECRET}"
+    timeoutMs: 5000
+    pull: { everySeconds: ${RIVERTY_PULL_SECONDS}, limit: 200 }
 `;
 }
 
@@ -200,6 +230,7 @@ interface Secrets {
   merchantToken: string;
   hubToAgency: string;
   agencyToHub: string;
+  rivertyClientSecret: string;
   stripe: Record<DemoMerchant, string>;
   mollieApiKey: string;
   gocardless: { webhookSecret: string; accessToken: string };
@@ -207,6 +238,8 @@ interface Secrets {
 }
 
 const pad = (label: string) => `  ${label.padEnd(22)}`;
+/** The per-agency and example lines: wider labels. */
+const pad2 = (label: string) => `  ${label.padEnd(28)}`;
 const countsLine = (rows: { key: string; n: number }[]) => (rows.length ? rows.map((r) => `${r.key} ${r.n}`).join(', ') : 'none');
 
 async function groupCounts(hub: Hub, sql: string, params: unknown[] = []): Promise<{ key: string; n: number }[]> {
@@ -402,16 +435,19 @@ async function main(): Promise<void> {
   const log = (m: string) => console.log(`[demo] ${m}`);
   const hubUrl = `http://${HOST}:${s.hubPort}`;
   const simUrl = `http://${HOST}:${s.simPort}`;
+  const rivertyUrl = `http://${HOST}:${s.rivertyPort}`;
 
   // Before anything is wiped: a running demo's data must not be pulled from under it.
   await ensurePortFree(s.hubPort, 'hub', 'PORT');
   await ensurePortFree(s.simPort, 'agency simulator', 'DEMO_SIM_PORT');
+  await ensurePortFree(s.rivertyPort, 'riverty agency simulator', 'DEMO_RIVERTY_SIM_PORT');
   prepareDataDir(s.dataDir);
 
   const secrets: Secrets = {
     merchantToken: secret(),
     hubToAgency: secret(),
     agencyToHub: secret(),
+    rivertyClientSecret: secret(),
     stripe: { acme: secret('whsec_'), globex: secret('whsec_') },
     // Mollie keys are `test_`/`live_` and alphanumerics; Adyen HMAC keys are hex.
     mollieApiKey: `test_${crypto.randomBytes(15).toString('hex')}`,
@@ -429,7 +465,7 @@ async function main(): Promise<void> {
 
   let config: HubConfig;
   try {
-    config = parseConfig(demoConfigYaml(s, simUrl, fakes), {
+    config = parseConfig(demoConfigYaml(s, simUrl, rivertyUrl, fakes), {
       DEMO_MERCHANT_TOKEN_SECRET: secrets.merchantToken,
       DEMO_ACME_STRIPE_WHSEC: secrets.stripe.acme,
       DEMO_GLOBEX_STRIPE_WHSEC: secrets.stripe.globex,
@@ -441,6 +477,7 @@ async function main(): Promise<void> {
       DEMO_GLOBEX_ADYEN_PASSWORD: secrets.adyen.password,
       DEMO_REFAGENCY_OUT_SECRET: secrets.hubToAgency,
       DEMO_REFAGENCY_IN_SECRET: secrets.agencyToHub,
+      DEMO_RIVERTY_CLIENT_SECRET: secrets.rivertyClientSecret,
     });
   } catch (err) {
     await Promise.all([mollie.stop(), gocardless.stop()]);
@@ -449,6 +486,7 @@ async function main(): Promise<void> {
   }
 
   let sim: AgencySimulator | null = null;
+  let riverty: AgencySimulator | null = null;
   let hub: Hub | null = null;
   let stopping = false;
   const stop = async (code: number, why?: string) => {
@@ -462,8 +500,10 @@ async function main(): Promise<void> {
     force.unref();
     // The agency stops working cases first, so no new pushes race the hub's shutdown.
     sim?.pause();
+    riverty?.pause();
     if (hub) await hub.stop();
     if (sim) await sim.stop();
+    if (riverty) await riverty.stop();
     await Promise.all([mollie.stop(), gocardless.stop()]);
     log('stopped');
     process.exit(code);
@@ -487,9 +527,25 @@ async function main(): Promise<void> {
     await sim.start().catch((err) => {
       throw listenError(err, s.simPort, 'agency simulator', 'DEMO_SIM_PORT');
     });
-    // History first, live afterwards: the agency holds its cases while months of webhooks land,
-    // then works them in real time.
+    riverty = createAgencySimulator({
+      personality: 'riverty',
+      port: s.rivertyPort,
+      host: HOST,
+      partnerId: RIVERTY_ID,
+      hubId: HUB_ID,
+      clientId: RIVERTY_CLIENT_ID,
+      clientSecret: secrets.rivertyClientSecret,
+      seed: s.seed + 1,
+      stepMs: s.stepMs,
+      log: s.verbose ? (m) => console.log(`[riverty-sim] ${m}`) : undefined,
+    });
+    await riverty.start().catch((err) => {
+      throw listenError(err, s.rivertyPort, 'riverty agency simulator', 'DEMO_RIVERTY_SIM_PORT');
+    });
+    // History first, live afterwards: the agencies hold their cases while months of webhooks land,
+    // then work them in real time.
     sim.pause();
+    riverty.pause();
 
     hub = await createHub({ config, role: 'all', logger: createLogger({ level: config.hub.logLevel }) });
     await hub.listen(s.hubPort, HOST).catch((err) => {
@@ -498,7 +554,8 @@ async function main(): Promise<void> {
     await hub.startBackground();
     const shownDir = path.relative(process.cwd(), s.dataDir);
     log(`hub ${hubUrl} (embedded database in ${shownDir && !shownDir.startsWith('..') ? `./${shownDir}` : s.dataDir}, in-process queue)`);
-    log(`agency simulator ${simUrl} (partner ${PARTNER_ID}, seed ${s.seed}, a lifecycle step every ${s.stepMs} ms)`);
+    log(`agency simulator ${simUrl} (partner ${PARTNER_ID} for acme: reference protocol, pushes; seed ${s.seed}, a lifecycle step every ${s.stepMs} ms)`);
+    log(`agency simulator ${rivertyUrl} (partner ${RIVERTY_ID} for globex: riverty personality, OAuth2, pulled every ${RIVERTY_PULL_SECONDS} s)`);
     log(`fake PSP APIs: Mollie ${mollieApiBase}, GoCardless ${gocardlessUrl} (acme's apiBase)`);
 
     const events = generateDemoEvents({ now: new Date(), seed: s.seed });
@@ -513,10 +570,20 @@ async function main(): Promise<void> {
     if (stopping) return;
     for (const r of refused.slice(0, 5)) console.error(`[demo] webhook refused: ${r}`);
 
-    const drain = await waitForDrain(hub, log);
+    let drain = await waitForDrain(hub, log);
     if (stopping) return;
     await sim.pushesSettled();
-    const summary = await buildSummary(hub, sim, s, secrets, config, events, sent, counts, drain);
+    const agencies: DemoAgency[] = [
+      { id: PARTNER_ID, merchant: 'acme', sim, url: simUrl, how: 'reference protocol, JWT both ways, pushed' },
+      { id: RIVERTY_ID, merchant: 'globex', sim: riverty, url: rivertyUrl, how: `riverty personality, OAuth2 client credentials, pulled every ${RIVERTY_PULL_SECONDS} s` },
+    ];
+    if (drain.drained) {
+      const worked = await workArrangements(hub, agencies, log, () => stopping);
+      if (stopping) return;
+      drain = await waitForDrain(hub, log);
+      if (!worked) drain = { ...drain, drained: false };
+    }
+    const summary = await buildSummary(hub, agencies, s, secrets, config, events, sent, counts, drain);
     console.log(summary);
 
     if (refused.length > 0 || !drain.drained) {
@@ -527,11 +594,12 @@ async function main(): Promise<void> {
     if (s.once) return void (await stop(0));
 
     sim.resume();
-    log('running: the agency now works its cases and pushes each step back to the hub. Ctrl-C to stop.');
+    riverty.resume();
+    log(`running: the agencies now work their cases; refagency pushes each step, the hub pulls riverty's feed every ${RIVERTY_PULL_SECONDS} s. Ctrl-C to stop.`);
     let lastStatus = '';
     const status = setInterval(
       () =>
-        void liveStatus(hub!, sim!).then((line) => {
+        void liveStatus(hub!, [sim!, riverty!]).then((line) => {
           if (line !== lastStatus) log(line);
           lastStatus = line;
         }, () => undefined),
@@ -549,14 +617,101 @@ async function main(): Promise<void> {
   }
 }
 
-async function liveStatus(hub: Hub, sim: AgencySimulator): Promise<string> {
+async function liveStatus(hub: Hub, sims: AgencySimulator[]): Promise<string> {
   const byStatus = new Map<string, number>();
-  for (const c of sim.cases()) byStatus.set(c.status, (byStatus.get(c.status) ?? 0) + 1);
+  for (const sim of sims) for (const c of sim.cases()) byStatus.set(c.status, (byStatus.get(c.status) ?? 0) + 1);
   const hubCases = await groupCounts(hub, `SELECT status AS key, count(*) AS n FROM cases GROUP BY status ORDER BY count(*) DESC, status`);
   const agency = [...byStatus].sort((a, b) => b[1] - a[1]).map(([k, n]) => ({ key: k, n }));
-  const settled = sim.cases().every((c) => c.finalized) ? ' — every case has ended; the API stays up until Ctrl-C' : '';
-  return `agency: ${countsLine(agency)} (${sim.updates().length} updates) | hub cases: ${countsLine(hubCases)}${settled}`;
+  const settled = sims.every((sim) => sim.cases().every((c) => c.finalized)) ? ' — every case has ended; the API stays up until Ctrl-C' : '';
+  const updates = sims.reduce((n, sim) => n + sim.updates().length, 0);
+  return `agencies: ${countsLine(agency)} (${updates} updates) | hub cases: ${countsLine(hubCases)}${settled}`;
 }
+
+/** One agency simulator and the merchant whose partner it is. */
+interface DemoAgency {
+  id: string;
+  merchant: DemoMerchant;
+  sim: AgencySimulator;
+  url: string;
+  how: string;
+}
+
+/**
+ * Lets each agency work its first cases into a payment arrangement, now rather than in step-ms:
+ * the first is paid off instalment by instalment (paid via arrangement), the others get as far as
+ * two of three instalments paid. Then waits until the hub shows what the agency collected (pushed
+ * by refagency; pulled from riverty's feed). False when the hub did not catch up in time.
+ */
+async function workArrangements(hub: Hub, agencies: DemoAgency[], log: (m: string) => void, stopped: () => boolean): Promise<boolean> {
+  const worked: { agency: DemoAgency; partnerRef: string; caseId: string }[] = [];
+  for (const agency of agencies) {
+    const picked = await hub.ctx.db.query<{ id: string; partner_ref: string }>(
+      `SELECT id, partner_ref FROM cases WHERE partner_id = $1 AND partner_ref IS NOT NULL AND status = 'submitted' ORDER BY opened_at, id LIMIT $2`,
+      [agency.id, ARRANGEMENT_CASES],
+    );
+    picked.rows.forEach((c, i) => {
+      agency.sim.setScenario(c.partner_ref, 'arrangement');
+      // in_collection, arrangement agreed, then instalments: all of them for the first case, two for the others.
+      const steps = i === 0 ? 12 : 4;
+      for (let k = 0; k < steps && !agency.sim.case(c.partner_ref).finalized; k++) agency.sim.step(c.partner_ref);
+      worked.push({ agency, partnerRef: c.partner_ref, caseId: c.id });
+    });
+    log(`${agency.id}: worked ${picked.rows.length} case(s) into a payment arrangement`);
+  }
+  await agencies[0].sim.pushesSettled();
+  const started = Date.now();
+  for (;;) {
+    let behind = 0;
+    for (const w of worked) {
+      const atAgency = w.agency.sim.case(w.partnerRef).amountCollected.value;
+      const r = await hub.ctx.db.query<{ n: number | string }>(`SELECT coalesce(sum(amount_collected), 0) AS n FROM claims WHERE case_id = $1`, [w.caseId]);
+      if (Number(r.rows[0].n) !== atAgency) behind++;
+    }
+    if (behind === 0) return true;
+    if (stopped()) return false;
+    if (Date.now() - started > SYNC_TIMEOUT_MS) {
+      log(`warning: the hub has not caught up with ${behind} worked case(s) within ${SYNC_TIMEOUT_MS / 1000} s`);
+      return false;
+    }
+    await new Promise((res) => setTimeout(res, 200));
+  }
+}
+
+/** Invoices due for hand-over by the merchant's policy that the debtor's notice term still holds back (country rules). */
+interface GatedInvoice {
+  merchant: string;
+  ref: string;
+  country: string;
+  handoverDueAt: Date;
+  gateEndsAt: Date;
+}
+
+async function noticeGated(hub: Hub, config: HubConfig, now: Date): Promise<GatedInvoice[]> {
+  const rules = loadCountryRules();
+  const r = await hub.ctx.db.query<{ merchant_id: string; provider_ref: string; handover_due_at: Date | null; first_failed_at: Date | null; created_at: Date; reminder_sent_at: Date | null; country: string | null; type: 'consumer' | 'business' }>(
+    `SELECT i.merchant_id, i.provider_ref, i.handover_due_at, i.first_failed_at, i.created_at, i.reminder_sent_at, c.country, c.type
+       FROM invoices i JOIN customers c ON c.id = i.customer_id
+      WHERE i.status = 'pending_handover' AND i.failure_final ORDER BY i.first_failed_at, i.id`,
+  );
+  const out: GatedInvoice[] = [];
+  for (const row of r.rows) {
+    const merchant = config.merchants.find((m) => m.id === row.merchant_id);
+    if (!merchant?.policy.countryRules || !row.handover_due_at) continue;
+    const country = row.country ?? merchant.country;
+    const rule = ruleFor(rules, country, row.type);
+    // As src/pipeline/handover-check.ts: the reported reminder, else noticeAfterDays after the first failure.
+    const reminder = row.reminder_sent_at
+      ? new Date(row.reminder_sent_at)
+      : new Date(new Date(row.first_failed_at ?? row.created_at).getTime() + merchant.policy.noticeAfterDays * 86_400_000);
+    const gate = noticeEndsAt(rule, reminder);
+    const due = new Date(row.handover_due_at);
+    if (gate && gate > now && due <= now) out.push({ merchant: row.merchant_id, ref: row.provider_ref, country, handoverDueAt: due, gateEndsAt: gate });
+  }
+  return out;
+}
+
+const euros = (minor: number, currency = 'EUR') => `${currency} ${(minor / 100).toFixed(2)}`;
+const day = (d: Date) => d.toISOString().slice(0, 16).replace('T', ' ');
 
 /** `n` of each key of a `provider, key, n` grouping, per provider. */
 async function countsByProvider(hub: Hub, sql: string): Promise<Map<string, { key: string; n: number }[]>> {
@@ -568,7 +723,7 @@ async function countsByProvider(hub: Hub, sql: string): Promise<Map<string, { ke
 
 async function buildSummary(
   hub: Hub,
-  sim: AgencySimulator,
+  agencies: DemoAgency[],
   s: DemoSettings,
   secrets: Secrets,
   config: HubConfig,
@@ -580,6 +735,7 @@ async function buildSummary(
   const hubUrl = `http://${HOST}:${s.hubPort}`;
   const simUrl = `http://${HOST}:${s.simPort}`;
   const data = summarizeDemoEvents(events);
+  const now = new Date();
   const token = (merchantId: string) => issueMerchantToken({ hubId: HUB_ID, secret: secrets.merchantToken, merchantId, ttlSeconds: config.auth.merchantTokenTtlSeconds });
   const tokens: Record<DemoMerchant, string> = { acme: token('acme'), globex: token('globex') };
   const tokenVar = (m: DemoMerchant) => `$${m.toUpperCase()}_TOKEN`;
@@ -589,7 +745,7 @@ async function buildSummary(
   const casesBy = (m: string) => groupCounts(hub, `SELECT status AS key, count(*) AS n FROM cases WHERE merchant_id = $1 GROUP BY status ORDER BY count(*) DESC, status`, [m]);
   const claims = await hub.ctx.db.query<{ n: string }>(`SELECT count(*) AS n FROM claims`);
   const dead = await hub.ctx.db.query<{ n: string }>(`SELECT count(*) AS n FROM outbox WHERE status = 'dead'`);
-  const simCases = sim.cases();
+  const simCases = agencies.flatMap((a) => a.sim.cases());
   const simClaims = simCases.reduce((n, c) => n + c.claims.length, 0);
 
   // Per PSP, from the hub's own tables: what it stored and how it processed it, the invoices'
@@ -614,7 +770,7 @@ async function buildSummary(
   lines.push(`${pad('invoices:')}${data.invoices}`);
   for (const m of DEMO_MERCHANTS) lines.push(`${pad(`  ${m} invoices:`)}${countsLine(await invoicesBy(m))}`);
   for (const m of DEMO_MERCHANTS) lines.push(`${pad(`  ${m} cases (hub):`)}${countsLine(await casesBy(m))}`);
-  lines.push(`${pad('cases at the agency:')}${simCases.length} (${simClaims} claims; the hub holds ${Number(claims.rows[0].n)} claims)`);
+  lines.push(`${pad('cases at agencies:')}${simCases.length} (${simClaims} claims; the hub holds ${Number(claims.rows[0].n)} claims)`);
   lines.push(`${pad('outbox:')}${drain.drained ? 'drained' : 'NOT drained'}; ${drain.later} hand-over check(s) scheduled for later (inside the 14-day period); ${Number(dead.rows[0].n)} dead-lettered`);
 
   lines.push('', ' Per PSP (webhooks sent → accepted by the hub → stored and processed; invoices handed to the agency):', '');
@@ -633,6 +789,72 @@ async function buildSummary(
     lines.push(`${pad('      invoices:')}${countsLine(invoicesByPsp.get(psp) ?? [])}`);
   }
 
+  const gated = await noticeGated(hub, config, now);
+  lines.push('', ' Per agency (cases the hub handed over; what the agency reported back; country rules):', '');
+  const arrangementExamples: { merchant: DemoMerchant; customer: string; invoice: string }[] = [];
+  for (const a of agencies) {
+    const cases = await groupCounts(hub, `SELECT status AS key, count(*) AS n FROM cases WHERE partner_id = $1 GROUP BY status ORDER BY count(*) DESC, status`, [a.id]);
+    const invoiceStatuses = await groupCounts(
+      hub,
+      `SELECT i.status AS key, count(DISTINCT i.id) AS n FROM invoices i JOIN claims cl ON cl.invoice_id = i.id JOIN cases c ON c.id = cl.case_id
+        WHERE c.partner_id = $1 GROUP BY i.status ORDER BY count(DISTINCT i.id) DESC, i.status`,
+      [a.id],
+    );
+    const atAgency = a.sim.cases();
+    const agencyStatuses = new Map<string, number>();
+    for (const c of atAgency) agencyStatuses.set(c.status, (agencyStatuses.get(c.status) ?? 0) + 1);
+    const nCases = cases.reduce((n, r) => n + r.n, 0);
+    lines.push(`  ${a.id} (${a.how}) for ${a.merchant}, ${a.url}:`);
+    lines.push(`${pad2(`    cases:`)}${nCases} at the hub (${countsLine(cases)}); ${atAgency.length} at the agency (${countsLine([...agencyStatuses].map(([key, n]) => ({ key, n })))})`);
+    lines.push(`${pad2(`    statuses:`)}invoices ${countsLine(invoiceStatuses)}`);
+
+    // Arrangements, with the instalments paid, as the merchant API's customer picture shows them.
+    const arranged = await hub.ctx.db.query<{ customer_id: string; merchant_id: string; provider_ref: string; cref: string }>(
+      `SELECT DISTINCT i.customer_id, i.merchant_id, i.provider_ref, cu.provider_ref AS cref FROM invoices i
+         JOIN claims cl ON cl.invoice_id = i.id JOIN cases c ON c.id = cl.case_id JOIN customers cu ON cu.id = i.customer_id
+        WHERE c.partner_id = $1 AND (i.arrangement IS NOT NULL OR cl.arrangement IS NOT NULL) ORDER BY i.provider_ref`,
+      [a.id],
+    );
+    const states = new Map<string, number>();
+    let instalments = 0;
+    let underArrangement = 0;
+    for (const customerId of new Set(arranged.rows.map((r) => r.customer_id))) {
+      const picture = await loadCustomerPicture(hub.ctx.db, a.merchant, customerId);
+      for (const x of picture.arrangements.filter((p) => p.partner === a.id)) {
+        states.set(x.state, (states.get(x.state) ?? 0) + 1);
+        instalments += x.paid.length;
+        underArrangement++;
+      }
+    }
+    if (arranged.rows[0]) arrangementExamples.push({ merchant: a.merchant, customer: arranged.rows[0].cref, invoice: arranged.rows[0].provider_ref });
+    lines.push(`${pad2(`    arrangements:`)}${underArrangement} invoices (${countsLine([...states].map(([key, n]) => ({ key, n })))}), ${instalments} instalments paid`);
+
+    // Statutory collection costs: computed by the hub (country rules), sent with the case.
+    const costs = await hub.ctx.db.query<{ n: number | string; total: number | string | null; currency: string | null }>(
+      `SELECT count(*) AS n, sum(collection_costs) AS total, min(currency) AS currency FROM cases WHERE partner_id = $1 AND collection_costs IS NOT NULL`,
+      [a.id],
+    );
+    const bases = await groupCounts(
+      hub,
+      `SELECT CASE WHEN collection_costs_basis LIKE 'WIK%' THEN 'NL WIK' WHEN collection_costs_basis LIKE '%RVG%' THEN 'DE RVG'
+                   WHEN collection_costs_basis LIKE '%Book XIX%' THEN 'BE Book XIX' ELSE 'other' END AS key, count(*) AS n
+         FROM cases WHERE partner_id = $1 AND collection_costs IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1`,
+      [a.id],
+    );
+    const sentWithCosts = atAgency.filter((c) => c.collectionCosts).length;
+    const nCosts = Number(costs.rows[0].n);
+    lines.push(
+      `${pad2(`    collection costs:`)}${nCosts} cases, ${euros(Number(costs.rows[0].total ?? 0), costs.rows[0].currency ?? 'EUR')}; ${sentWithCosts} cases at the agency carry them` +
+        (nCosts ? ` (${countsLine(bases)})` : ''),
+    );
+
+    const mine = gated.filter((g) => config.merchants.find((m) => m.id === g.merchant)?.partner === a.id);
+    lines.push(
+      `${pad2(`    notice gate:`)}${mine.length} invoices waiting` +
+        (mine.length ? ` (${[...new Set(mine.map((g) => g.country))].join(', ')} consumers: hand-over period over, the 14-day letter term runs until ${day(mine[0].gateEndsAt)} UTC)` : ''),
+    );
+  }
+
   lines.push('', ' Where to look (tokens valid 8 h; secrets are new each run):', '');
   lines.push(`  export HUB=${hubUrl}`);
   lines.push(`  export ACME_TOKEN=${tokens.acme}`);
@@ -647,7 +869,7 @@ async function buildSummary(
   lines.push(`  curl -H "Authorization: Bearer $ACME_TOKEN" ${hubUrl}/v1/reports/leakage`);
   lines.push(`  curl ${hubUrl}/metrics`);
   lines.push(`  curl ${hubUrl}/readyz`);
-  lines.push(`  curl ${simUrl}/_sim/cases          (the agency's side, no auth)`);
+  for (const a of agencies) lines.push(`  curl ${a.url}/_sim/cases          (${a.id}: the agency's side, no auth)`);
   lines.push(`  curl ${simUrl}/_sim/updates`);
 
   lines.push('', ' One customer per PSP whose payment failed for good:', '');
@@ -671,6 +893,30 @@ async function buildSummary(
     const cust = await get(`/v1/customers/${encodeURIComponent(revoked.customer)}`, tokens[revoked.merchant]);
     lines.push(`${pad(`  mandate cancelled:`)}${cust.body?.name ?? revoked.customer} (${revoked.psp}, ${revoked.merchant}): mandateStatus ${cust.body?.mandateStatus ?? 'n/a'}, no case`);
     lines.push(`    curl -H "Authorization: Bearer ${tokenVar(revoked.merchant)}" ${hubUrl}/v1/customers/${revoked.customer}`);
+  }
+
+  lines.push('', ' A payment arrangement and an invoice held by the notice gate, through the merchant API:', '');
+  for (const ex of arrangementExamples) {
+    const cust = await get(`/v1/customers/${encodeURIComponent(ex.customer)}`, tokens[ex.merchant]);
+    const plan = (cust.body?.arrangements ?? [])[0] as { ref: string; state: string; installments: number | null; installmentAmount: { value: number; currency: string } | null; paid: unknown[]; collected: { value: number; currency: string } } | undefined;
+    lines.push(
+      `${pad2(`arrangement (${ex.merchant}):`)}customer ${cust.status}` +
+        (plan
+          ? `, invoice ${plan.ref} ${plan.state}: ${plan.installments} instalments of ${plan.installmentAmount ? euros(plan.installmentAmount.value, plan.installmentAmount.currency) : 'n/a'}, ${plan.paid.length} paid, ${euros(plan.collected.value, plan.collected.currency)} collected`
+          : ', no arrangement in the answer'),
+    );
+    lines.push(`    curl -H "Authorization: Bearer ${tokenVar(ex.merchant)}" ${hubUrl}/v1/customers/${ex.customer}`);
+  }
+  const held = gated[0];
+  if (held) {
+    const m = held.merchant as DemoMerchant;
+    const inv = await get(`/v1/invoices/${encodeURIComponent(held.ref)}`, tokens[m]);
+    lines.push(
+      `${pad2(`notice gate (${m}):`)}invoice ${held.ref} → ${inv.status}, ${inv.body?.status ?? 'n/a'}, case ${inv.body?.case?.id ?? 'none'}: ` +
+        `hand-over due ${day(held.handoverDueAt)} UTC, held until ${day(held.gateEndsAt)} UTC (${held.country} consumer, 14-day letter)`,
+    );
+    lines.push(`    curl -H "Authorization: Bearer ${tokenVar(m)}" ${hubUrl}/v1/invoices/${held.ref}`);
+    lines.push(`    curl -X POST -H "Authorization: Bearer ${tokenVar(m)}" -H 'content-type: application/json' -d '{"sentAt":"${new Date(now.getTime() - 20 * 86_400_000).toISOString().slice(0, 10)}"}' ${hubUrl}/v1/invoices/${held.ref}/reminder   (had your letter gone out 20 days ago, it would go now)`);
   }
 
   const isolationExample = exampleCustomer(events, 'acme', 'stripe');

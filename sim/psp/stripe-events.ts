@@ -438,6 +438,31 @@ export const stripeObjects = {
   charge: (f: PaymentFacts, status: 'failed' | 'succeeded' = 'succeeded') => chargeObject({ ...f, shape: 'basil' }, status),
 };
 
+/** The API call that caused an event (`event.request`): its request id and the idempotency key the caller sent. */
+export interface CausingRequest {
+  id?: string;
+  idempotencyKey?: string | null;
+}
+
+/**
+ * The events Stripe sends after the hub's own write-back calls (src/notify/stripe-writeback-stage.ts),
+ * each naming the call in `request` (`idempotency_key` = the key the SDK sent; omit it for an echo
+ * whose key is unknown, e.g. an event from before API version 2017-05-25):
+ *  - `invoices.pay(id, { paid_out_of_band: true })` → `invoice.paid`, the invoice `paid_out_of_band: true`;
+ *  - `invoices.markUncollectible(id)` → `invoice.marked_uncollectible`.
+ */
+export const stripeEchoes = {
+  paidOutOfBand: (f: InvoiceFacts, request: CausingRequest = {}) => {
+    const e = stripeEvents.paid(f);
+    return { ...e, data: { object: { ...(e.data.object as Record<string, unknown>), paid_out_of_band: true } }, request: causing(request) };
+  },
+  markedUncollectible: (f: InvoiceFacts, request: CausingRequest = {}) => ({ ...stripeEvents.markedUncollectible(f), request: causing(request) }),
+};
+
+function causing(r: CausingRequest) {
+  return { id: r.id ?? `req_${eventId('r').slice(2, 18)}`, idempotency_key: r.idempotencyKey ?? null };
+}
+
 /** Body and Stripe-Signature header for an event, made with stripe-node's own helper. */
 export function signStripe(event: unknown, secret: string, timestamp?: number): { body: string; header: string } {
   const body = JSON.stringify(event);

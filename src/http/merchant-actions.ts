@@ -4,6 +4,7 @@
  *   POST /v1/invoices/:ref/withdraw   { reason }  take it back (the claim is withdrawn)
  *   POST /v1/invoices/:ref/hold       { reason }  pause collecting it
  *   POST /v1/invoices/:ref/resume     { reason }  carry on after a hold
+ *   POST /v1/invoices/:ref/reminder   { sentAt }  the merchant's dunning sent the pre-hand-over letter then
  *
  * Each changes the claim and invoice at once (with the reason on their timelines), and owes the
  * agency the matching call through the outbox (`agency.withdraw`, `agency.hold`,
@@ -11,6 +12,13 @@
  * the sync log. Tenant-scoped like the rest of the merchant API: another merchant's invoice is
  * 404; an invoice not with a partner (or not on hold, for resume) is 409. Answers 202: the agency
  * is told shortly, not yet.
+ *
+ * `reminder` is different: nothing goes to the agency. It sets `invoices.reminder_sent_at` (the date
+ * the country rules' notice term runs from, src/pipeline/handover-check.ts) for an invoice that is
+ * not handed over yet, and owes the customer a hand-over check at the new notice gate (or now, when
+ * the gate has passed) through the outbox, so a held invoice goes as soon as the term allows.
+ * 400: no date, not ISO 8601, or in the future; 409: the invoice is already with a partner (or
+ * otherwise no longer waits for a hand-over: paid, voided, disputed…). Answers 200.
  */
 import express, { type Request, type RequestHandler, type Router } from 'express';
 import { z } from 'zod';
@@ -25,6 +33,7 @@ import { outboxKind } from '../notify/kinds';
 import { requireMerchant } from './merchant-auth';
 import { HttpError, notFound } from './errors';
 import { invoiceView } from './merchant-api';
+import { loadCountryRules, noticeEndsAt, ruleFor, type CountryRule } from '../policy/country-rules';
 
 export const MERCHANT_ACTIONS = ['withdraw', 'hold', 'resume'] as const;
 export type MerchantAction = (typeof MERCHANT_ACTIONS)[number];
@@ -137,6 +146,118 @@ async function act(ctx: HubContext, merchantId: string, ref: string, action: Mer
   });
 }
 
+// ---- POST /v1/invoices/:ref/reminder ---------------------------------------------------------
+
+/** `2026-01-02` (taken as 00:00 UTC that day) or a date-time with its offset (`2026-01-02T09:30:00Z`, `…+01:00`). */
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}$/;
+const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/i;
+
+const reminderBody = z.strictObject({
+  sentAt: z.string({ error: 'sentAt is required: the ISO 8601 date (2026-01-02) or date-time (2026-01-02T09:30:00Z) your reminder letter was sent' }),
+});
+
+/** Invoice statuses that still wait for a hand-over decision: a reminder date can matter only there. */
+const AWAITING_HANDOVER = ['open', 'pending_handover'];
+
+let rulesCache: CountryRule[] | null = null;
+const countryRules = () => (rulesCache ??= loadCountryRules());
+
+function parseSentAt(body: unknown, now: Date): Date {
+  if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new HttpError(400, 'bad_request', 'send a JSON object { "sentAt": "<ISO 8601 date or date-time>" } with Content-Type: application/json');
+  }
+  const parsed = reminderBody.safeParse(body);
+  if (!parsed.success) throw new HttpError(400, 'bad_request', parsed.error.issues[0].message);
+  const raw = parsed.data.sentAt.trim();
+  const dateOnly = ISO_DATE.test(raw);
+  if (!dateOnly && !ISO_DATE_TIME.test(raw)) {
+    throw new HttpError(400, 'bad_request', `sentAt "${raw.slice(0, 64)}" is not an ISO 8601 date (2026-01-02) or date-time with an offset (2026-01-02T09:30:00Z)`);
+  }
+  const at = new Date(dateOnly ? `${raw}T00:00:00Z` : raw);
+  // Date rolls 2026-02-30 over to March: compare the date part back.
+  if (Number.isNaN(at.getTime()) || (dateOnly && at.toISOString().slice(0, 10) !== raw)) {
+    throw new HttpError(400, 'bad_request', `sentAt "${raw.slice(0, 64)}" is not a valid date`);
+  }
+  if (at.getTime() > now.getTime()) {
+    throw new HttpError(400, 'bad_request', `sentAt ${at.toISOString()} is in the future: report a reminder once it has been sent`);
+  }
+  return at;
+}
+
+interface ReminderOutcome {
+  invoice: InvoiceRow;
+  /** The country rule's notice gate from this reminder (null: no notice rule for the debtor). */
+  noticeEndsAt: Date | null;
+  /** When the hand-over check runs again (null: the failure is not final yet; the ledger schedules it then). */
+  checkAt: Date | null;
+}
+
+async function reportReminder(ctx: HubContext, merchantId: string, ref: string, sentAt: Date): Promise<ReminderOutcome> {
+  const merchant = ctx.merchants.get(merchantId)!;
+  return ctx.commit(async (sql, outbox) => {
+    const found = (await sql.query<{ id: string; customer_id: string }>(
+      `SELECT id, customer_id FROM invoices WHERE merchant_id = $1 AND (id = $2 OR provider_ref = $2) ORDER BY created_at LIMIT 1`,
+      [merchantId, ref],
+    )).rows[0];
+    if (!found) throw notFound(`invoice ${ref}`);
+    // The ledger's lock order (customer, then invoice): the hand-over check holds the customer row too.
+    const cust = (await sql.query<{ id: string; country: string | null; type: 'consumer' | 'business' }>(
+      `SELECT id, country, type FROM customers WHERE id = $1 FOR UPDATE`,
+      [found.customer_id],
+    )).rows[0];
+    const inv = (await sql.query<InvoiceRow>(`SELECT * FROM invoices WHERE id = $1 FOR UPDATE`, [found.id])).rows[0];
+    const claim = (await sql.query<{ id: string }>(`SELECT id FROM claims WHERE invoice_id = $1 LIMIT 1`, [inv.id])).rows[0];
+    if (claim || !AWAITING_HANDOVER.includes(inv.status)) {
+      throw new HttpError(
+        409,
+        claim ? 'already_handed_over' : 'not_awaiting_handover',
+        claim
+          ? `invoice ${ref} has already been handed over (it is ${inv.status}): a reminder date no longer changes anything`
+          : `invoice ${ref} is ${inv.status}: it does not wait for a hand-over, so a reminder date changes nothing`,
+      );
+    }
+    const now = ctx.clock.now();
+    const previous = inv.reminder_sent_at ? new Date(inv.reminder_sent_at).toISOString() : null;
+    await sql.query(`UPDATE invoices SET reminder_sent_at = $2, updated_at = $3 WHERE id = $1`, [inv.id, sentAt, now]);
+
+    const rule = merchant.policy.countryRules ? ruleFor(countryRules(), cust?.country ?? merchant.country, cust?.type ?? merchant.policy.defaultDebtorType) : null;
+    const gate = noticeEndsAt(rule, sentAt);
+    let checkAt: Date | null = null;
+    if (inv.status === 'pending_handover') {
+      // The check the hand-over stage would schedule itself (handover-check.ts): at the later of the
+      // merchant's hand-over date and the notice gate, or now when both have passed. A check already
+      // due later (for the old reminder date) finds nothing to do, or the next invoice, when it runs.
+      const due = Math.max(now.getTime(), inv.handover_due_at ? new Date(inv.handover_due_at).getTime() : 0, gate?.getTime() ?? 0);
+      checkAt = new Date(due);
+      await outbox.add({
+        kind: 'handover_check',
+        lane: 'hub',
+        payload: { customerId: inv.customer_id },
+        idempotencyKey: `reminder-${inv.id}-${sentAt.getTime()}-${due}`,
+        merchantId,
+        customerId: inv.customer_id,
+        invoiceId: inv.id,
+        dueAt: checkAt,
+      });
+    }
+    const detail = {
+      sentAt: sentAt.toISOString(),
+      ...(previous ? { previous } : {}),
+      ...(gate ? { noticeEndsAt: gate.toISOString(), rule: `${rule!.country} ${rule!.debtorType}` } : {}),
+      ...(checkAt ? { handoverCheckAt: checkAt.toISOString() } : {}),
+    };
+    await addHistory(sql, { merchantId, entity: 'invoice', entityId: inv.id, status: 'reminder_sent', reason: null, source: 'merchant', occurredAt: sentAt, detail }, now);
+    await recordExchanges(sql, [{
+      merchantId, direction: 'in', party: 'merchant', operation: 'POST /v1/invoices/:ref/reminder', outcome: 'ok', httpStatus: 200,
+      customerId: inv.customer_id, invoiceId: inv.id,
+      summary: `reminder sent ${sentAt.toISOString()}${gate ? `; notice term ends ${gate.toISOString()}` : ''}${checkAt ? `; hand-over check at ${checkAt.toISOString()}` : ''}`,
+      request: { sentAt: sentAt.toISOString() }, response: detail, at: now,
+    }]);
+    const after = (await sql.query<InvoiceRow>(`SELECT * FROM invoices WHERE id = $1`, [inv.id])).rows[0];
+    return { invoice: after, noticeEndsAt: gate, checkAt };
+  });
+}
+
 export interface MerchantActionsOptions {
   /** Per-merchant rate limit (the same buckets as the merchant API), run once the token named the merchant. */
   perMerchantLimit?: RequestHandler;
@@ -158,5 +279,19 @@ export function merchantActionsRouter(ctx: HubContext, opts: MerchantActionsOpti
       res.status(202).json({ action, reason, status: done.status, invoice: invoiceView(done.invoice, done.claim, done.kase) });
     });
   }
+
+  router.post('/v1/invoices/:ref/reminder', auth, opts.perMerchantLimit ?? noLimit, json, async (req, res) => {
+    const merchantId = req.merchantId!;
+    const ref = refParam(req);
+    const sentAt = parseSentAt(req.body, ctx.clock.now());
+    const done = await reportReminder(ctx, merchantId, ref, sentAt);
+    ctx.logger.info('invoice reminder date reported by merchant', { merchantId, invoiceId: done.invoice.id, sentAt: sentAt.toISOString() });
+    res.status(200).json({
+      sentAt: sentAt.toISOString(),
+      noticeEndsAt: done.noticeEndsAt?.toISOString() ?? null,
+      handoverCheckAt: done.checkAt?.toISOString() ?? null,
+      invoice: invoiceView(done.invoice),
+    });
+  });
   return router;
 }

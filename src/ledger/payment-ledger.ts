@@ -3,6 +3,12 @@
  * invoice state, ordered by the PSP's occurredAt (an older event never overwrites a newer
  * status), and writes the outbox rows the change owes: a hand-over check when a failure
  * becomes final, a payment report or a withdrawal when the invoice is already with a partner.
+ *
+ * Echoes: after the agency collects (or writes off) an invoice, the hub writes the outcome back to
+ * the PSP (src/notify/stripe-writeback-stage.ts), and the PSP then reports it as an event of its
+ * own (Stripe: `invoice.paid` with `paid_out_of_band`, `invoice.marked_uncollectible`). Those are
+ * not new facts: they change nothing, owe the agency nothing and are not counted again; they go
+ * on the invoice's timeline as `psp_writeback_echo` (see writeBackEcho).
  */
 import type { PaymentEvent } from '../domain/types';
 import { TERMINAL_STATUSES } from '../domain/types';
@@ -14,6 +20,7 @@ import type { CustomerRow, InvoiceRow, ClaimRow } from './rows';
 import { handoverDueAt } from '../policy/handover-policy';
 import { partnerLane } from '../outbox/outbox';
 import { refreshCaseStatus } from './case-status';
+import { writeBackIdempotencyKey } from '../notify/stripe-writeback-stage';
 
 export interface LedgerResult {
   customerId: string | null;
@@ -169,6 +176,53 @@ export async function withdrawClaim(
   await refreshCaseStatus(sql, claim.case_id, now, source);
 }
 
+export interface WriteBackEcho {
+  outboxId: number;
+  action: 'pay' | 'mark_uncollectible';
+  /** How the event was recognised: the idempotency key of our call, or the state it reports. */
+  matchedBy: 'idempotency_key' | 'paid_out_of_band';
+}
+
+/**
+ * Is this PSP event the echo of the hub's own write-back to the PSP? Only a payment or an
+ * uncollectible mark of an invoice the hub owes (or owed) that very write-back (a `psp.writeback`
+ * outbox row for it, not cancelled), and then:
+ *  - the event names the API call that caused it with our idempotency key
+ *    (`detail.requestIdempotencyKey` = the row's Stripe key: Stripe's `event.request.idempotency_key`), or
+ *  - for a payment: it is out of band (`detail.paidOutOfBand`), which is exactly what the
+ *    write-back does — a card or bank payment by the customer is never out of band.
+ * An out-of-band payment with no write-back owed (the merchant marked it paid by hand while the
+ * agency still collects) is a new fact and is reported to the agency as before.
+ */
+export async function writeBackEcho(sql: Sql, ev: PaymentEvent, invoiceId: string): Promise<WriteBackEcho | null> {
+  const action = ev.kind === 'payment_succeeded' ? 'pay' : ev.kind === 'invoice_uncollectible' ? 'mark_uncollectible' : null;
+  if (!action) return null;
+  const rows = (await sql.query<{ id: number; idempotency_key: string }>(
+    `SELECT id, idempotency_key FROM outbox
+      WHERE kind = 'psp.writeback' AND invoice_id = $1 AND merchant_id = $2 AND payload->>'action' = $3 AND status <> 'cancelled'
+      ORDER BY id`,
+    [invoiceId, ev.merchantId, action],
+  )).rows;
+  if (!rows.length) return null;
+  const key = typeof ev.detail?.requestIdempotencyKey === 'string' ? ev.detail.requestIdempotencyKey : null;
+  const byKey = key ? rows.find((r) => writeBackIdempotencyKey(r.idempotency_key) === key) : undefined;
+  if (byKey) return { outboxId: byKey.id, action, matchedBy: 'idempotency_key' };
+  if (action === 'pay' && ev.detail?.paidOutOfBand === true) return { outboxId: rows[rows.length - 1].id, action, matchedBy: 'paid_out_of_band' };
+  return null;
+}
+
+/** Keep an echo on the invoice's timeline only: no status, amount, outbox or ordering change. */
+async function recordEcho(sql: Sql, ev: PaymentEvent, invoice: InvoiceRow, echo: WriteBackEcho, now: Date): Promise<void> {
+  await addHistory(
+    sql,
+    {
+      merchantId: ev.merchantId, entity: 'invoice', entityId: invoice.id, status: 'psp_writeback_echo', reason: null, source: ev.provider, occurredAt: ev.occurredAt,
+      detail: { event: ev.providerEventType, eventId: ev.providerEventId, action: echo.action, writeBackOutboxId: echo.outboxId, matchedBy: echo.matchedBy, invoiceStatus: invoice.status },
+    },
+    now,
+  );
+}
+
 async function partnerOfCase(sql: Sql, caseId: string): Promise<string> {
   const r = await sql.query<{ partner_id: string }>(`SELECT partner_id FROM cases WHERE id = $1`, [caseId]);
   return r.rows[0].partner_id;
@@ -200,6 +254,13 @@ export async function applyPaymentEvent(
         return result('failure without an invoice: kept on the customer');
       }
       if (!customer && !invoice) return result('failure without a customer: nothing to apply');
+      if (invoice && ev.kind === 'invoice_uncollectible') {
+        const echo = await writeBackEcho(sql, ev, invoice.id);
+        if (echo) {
+          await recordEcho(sql, ev, invoice, echo, now);
+          return result(`echo of our write-back (${echo.action}, delivery ${echo.outboxId}): not a new fact, invoice stays ${invoice.status}`);
+        }
+      }
       if (ev.kind === 'payment_failed' && !ev.failure) {
         // No failure facts (a charge-level echo of an invoice failure): keep it on the timeline only,
         // with the raw codes the connector read (the invoice's own failure event decides finality).
@@ -279,6 +340,13 @@ export async function applyPaymentEvent(
         await sql.query(`UPDATE invoices SET amount_paid = $2, last_event_at = $3 WHERE id = $1`, [invoice.id, paid, occurred]);
         await rememberPaymentRefs(sql, ev, invoice.id);
         return result('paid without a known failure: recorded as settled');
+      }
+      const echo = await writeBackEcho(sql, ev, invoice.id);
+      if (echo) {
+        // Our own "paid out of band" coming back: the agency's collection is already counted
+        // (amount_collected); counting it as paid to the merchant too, or reporting it, would double it.
+        await recordEcho(sql, ev, invoice, echo, now);
+        return result(`echo of our write-back (${echo.action}, delivery ${echo.outboxId}): not a new payment, invoice stays ${invoice.status}`);
       }
       await rememberPaymentRefs(sql, ev, invoice.id);
       const paid = ev.payment?.amount?.value ?? invoice.amount_due;

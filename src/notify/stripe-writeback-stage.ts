@@ -27,6 +27,16 @@ import type { WriteBackAction } from './scanner';
 
 const CALL_TIMEOUT_MS = 20_000;
 
+/**
+ * The Stripe idempotency key of a write-back call. Stripe puts it on the events the call causes
+ * (`event.request.idempotency_key`: `invoice.paid` with `paid_out_of_band: true`,
+ * `invoice.marked_uncollectible`), which is how the ledger knows those events for echoes of our
+ * own write-back rather than new facts (src/ledger/payment-ledger.ts, writeBackEcho). Neither
+ * `invoices.pay` nor `invoices.markUncollectible` takes metadata, so the key is the marker.
+ */
+export const WRITEBACK_IDEMPOTENCY_PREFIX = 'collection-hub-';
+export const writeBackIdempotencyKey = (outboxIdempotencyKey: string) => `${WRITEBACK_IDEMPOTENCY_PREFIX}${outboxIdempotencyKey}`;
+
 /** The SDK methods the stage uses (a structural type: tests may hand in a fake). */
 export interface StripeInvoicesApi {
   invoices: {
@@ -112,7 +122,7 @@ export async function writeBackToStripe(ctx: HubContext, row: OutboxRow, api?: S
   }
 
   const stripe = api ?? stripeFor(provider);
-  const options: Stripe.RequestOptions = { idempotencyKey: `collection-hub-${row.idempotency_key}`, timeout: CALL_TIMEOUT_MS };
+  const options: Stripe.RequestOptions = { idempotencyKey: writeBackIdempotencyKey(row.idempotency_key), timeout: CALL_TIMEOUT_MS };
   const entries: ExchangeEntry[] = [];
   const log = (operation: string, e: Partial<ExchangeEntry>) =>
     entries.push({

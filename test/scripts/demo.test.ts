@@ -136,8 +136,8 @@ describe('the demo data (scripts/demo-data.ts)', () => {
 
   it('has acme customers at Stripe, Mollie and GoCardless and globex customers at Stripe and Adyen, with subscription amounts', () => {
     const s = summarizeDemoEvents(events);
-    expect(s.customers).toEqual({ acme: 36, globex: 14 });
-    expect(s.byPsp.stripe.customers).toEqual({ acme: 16, globex: 6 });
+    expect(s.customers).toEqual({ acme: 38, globex: 14 });
+    expect(s.byPsp.stripe.customers).toEqual({ acme: 18, globex: 6 });
     expect(s.byPsp.mollie.customers).toEqual({ acme: 10 });
     expect(s.byPsp.gocardless.customers).toEqual({ acme: 10 });
     expect(s.byPsp.adyen.customers).toEqual({ globex: 8 });
@@ -145,6 +145,24 @@ describe('the demo data (scripts/demo-data.ts)', () => {
     for (const psp of DEMO_PSPS) expect(s.byPsp[psp].webhooks).toBeGreaterThan(30);
     const amounts = new Set(originals.filter((e) => !e.type.startsWith('mandates.')).map(amountOf));
     expect([...amounts].sort()).toEqual([1499, 2900, 4900]);
+  });
+
+  it('has NL consumers whose final failure is past the 14-day hand-over period but inside the NL notice term (notice_gate)', () => {
+    const gate = of('stripe').filter((e) => e.story === 'notice_gate');
+    const finals = gate.filter((e) => e.finalFailure);
+    expect(new Set(gate.map((e) => e.customer)).size).toBe(2);
+    expect(finals).toHaveLength(2);
+    for (const e of finals) {
+      const ev = normalizeStripe(e);
+      expect(ev).toMatchObject({ kind: 'payment_failed', customer: { country: 'NL', type: 'consumer' }, failure: { final: true } });
+      const daysAgo = (NOW.getTime() / 1000 - e.at) / DAY;
+      // Hand-over period (14 days) over; the letter (sent that day) delivered 2+ days later, then 14 days.
+      expect(daysAgo).toBeGreaterThan(14);
+      expect(daysAgo).toBeLessThan(16);
+    }
+    // Drawn from their own stream: the other customers are the same with or without them.
+    const without = generateDemoEvents({ now: NOW, noticeGate: 0 }).filter((e) => !e.duplicate);
+    expect(originals.filter((e) => e.story !== 'notice_gate').map((e) => e.key)).toEqual(without.map((e) => e.key));
   });
 
   it('delivers a few deliveries of every PSP twice, right after the original, with the same identity', () => {
@@ -398,6 +416,31 @@ function runDemo(env: Record<string, string>, timeoutMs: number): Promise<{ code
   });
 }
 
+/** The summary's block for one agency: cases, statuses, arrangements, collection costs, notice gate. */
+function agencyBlock(out: string, id: string) {
+  const start = new RegExp(`^  ${id} \\((.*)\\) for (acme|globex), (http\\S+):$`, 'm').exec(out);
+  if (!start) throw new Error(`no block for agency ${id} in:\n${out}`);
+  const block = out.slice(start.index).split('\n').slice(1, 6).join('\n');
+  const m = (re: RegExp) => {
+    const x = re.exec(block);
+    if (!x) throw new Error(`agency ${id}: no match for ${re} in:\n${block}`);
+    return x;
+  };
+  const cases = m(/cases:\s+(\d+) at the hub \(([^)]*)\); (\d+) at the agency \(([^)]*)\)/);
+  const statuses = m(/statuses:\s+invoices (.*)$/m);
+  const arrangements = m(/arrangements:\s+(\d+) invoices \(([^)]*)\), (\d+) instalments paid/);
+  const costs = m(/collection costs:\s+(\d+) cases, EUR (\d+\.\d\d); (\d+) cases at the agency carry them(?: \(([^)]*)\))?/);
+  const gate = m(/notice gate:\s+(\d+) invoices waiting/);
+  return {
+    how: start[1], merchant: start[2],
+    casesAtHub: Number(cases[1]), caseStatuses: cases[2], casesAtAgency: Number(cases[3]),
+    invoiceStatuses: statuses[1],
+    arrangements: Number(arrangements[1]), instalmentsPaid: Number(arrangements[3]),
+    costCases: Number(costs[1]), costTotal: Number(costs[2]), costsSent: Number(costs[3]), costBases: costs[4] ?? '',
+    waiting: Number(gate[1]),
+  };
+}
+
 /** The summary's line for one PSP: what was sent and accepted, what the hub stored and handed over. */
 function pspLine(out: string, psp: string) {
   const m = new RegExp(
@@ -423,8 +466,8 @@ describe('npm run demo -- --once', () => {
   });
 
   it('replays all four PSPs, hands the unpaid invoices to the agency, prints tokens and where to look, and exits 0', async () => {
-    const [hubPort, simPort] = [await freePort(), await freePort()];
-    const run = await runDemo({ PORT: String(hubPort), DEMO_SIM_PORT: String(simPort), DEMO_DATA_DIR: dataDir }, RUN_TIMEOUT_MS);
+    const [hubPort, simPort, rivertyPort] = [await freePort(), await freePort(), await freePort()];
+    const run = await runDemo({ PORT: String(hubPort), DEMO_SIM_PORT: String(simPort), DEMO_RIVERTY_SIM_PORT: String(rivertyPort), DEMO_DATA_DIR: dataDir }, RUN_TIMEOUT_MS);
     const out = run.stdout;
     expect({ code: run.code, stderr: run.stderr }).toEqual({ code: 0, stderr: expect.any(String) });
     expect(run.stderr).not.toMatch(/webhook refused/);
@@ -433,8 +476,8 @@ describe('npm run demo -- --once', () => {
     expect(out).toMatch(/replaying \d+ webhooks \(stripe \d+, mollie \d+, adyen \d+, gocardless \d+\) in time order/);
     const sent = Number(/events sent:\s+(\d+) \((\d+) duplicates/.exec(out)?.[1]);
     expect(sent).toBeGreaterThan(200);
-    expect(/customers:\s+acme (\d+), globex (\d+)/.exec(out)?.slice(1).map(Number)).toEqual([36, 14]);
-    const cases = Number(/cases at the agency:\s+(\d+)/.exec(out)?.[1]);
+    expect(/customers:\s+acme (\d+), globex (\d+)/.exec(out)?.slice(1).map(Number)).toEqual([38, 14]);
+    const cases = Number(/cases at agencies:\s+(\d+)/.exec(out)?.[1]);
     expect(cases).toBeGreaterThan(10);
     expect(out).toMatch(/outbox:\s+drained/);
     expect(out).toMatch(/acme invoices:.*submitted \d+/);
@@ -463,6 +506,38 @@ describe('npm run demo -- --once', () => {
     const hub = `http://127.0.0.1:${hubPort}`;
     for (const p of ['/v1/cases', '/v1/sync-log', '/v1/reports/leakage', '/metrics']) expect(out).toContain(`${hub}${p}`);
     expect(out).toContain(`http://127.0.0.1:${simPort}/_sim/cases`);
+    expect(out).toContain(`http://127.0.0.1:${rivertyPort}/_sim/cases`);
+
+    // Both agencies: acme's at the reference agency, globex's at the riverty-personality one (pulled).
+    const ref = agencyBlock(out, 'refagency');
+    const riv = agencyBlock(out, 'riverty');
+    expect(ref).toMatchObject({ merchant: 'acme', how: expect.stringContaining('reference') });
+    expect(riv).toMatchObject({ merchant: 'globex', how: expect.stringContaining('OAuth2') });
+    for (const a of [ref, riv]) {
+      expect(a.casesAtHub).toBeGreaterThan(2);
+      expect(a.casesAtAgency).toBe(a.casesAtHub);
+      // Arrangements agreed at the agency and instalments paid, synced back (riverty by the pull).
+      expect(a.caseStatuses).toMatch(/arrangement \d+/);
+      expect(a.arrangements).toBeGreaterThanOrEqual(2);
+      expect(a.instalmentsPaid).toBeGreaterThanOrEqual(3);
+      expect(a.invoiceStatuses).toMatch(/paid \d+/);
+    }
+    expect(ref.casesAtHub + riv.casesAtHub).toBe(cases);
+    // Country rules: WIK costs computed for acme's NL consumers and sent with the cases.
+    expect(ref.costCases).toBeGreaterThan(0);
+    expect(ref.costTotal).toBeGreaterThanOrEqual(40);
+    expect(ref.costsSent).toBe(ref.costCases);
+    expect(ref.costBases).toMatch(/NL WIK \d+/);
+    // ... and acme's NL consumers whose hand-over period is over wait on the 14-day letter.
+    expect(ref.waiting).toBeGreaterThanOrEqual(1);
+    expect(out).toMatch(/notice gate:\s+\d+ invoices waiting \(NL consumers: hand-over period over, the 14-day letter term runs until \d{4}-\d\d-\d\d/);
+
+    // Through the merchant API (the demo's own calls): an arrangement per merchant with instalments paid, and the gated invoice.
+    for (const m of ['acme', 'globex']) {
+      expect(out).toMatch(new RegExp(`arrangement \\(${m}\\):\\s+customer 200, invoice \\S+ (running|completed): 3 instalments of EUR \\d+\\.\\d\\d, [1-3] paid, EUR \\d+\\.\\d\\d collected`));
+    }
+    expect(out).toMatch(/notice gate \(acme\):\s+invoice in_\w+ → 200, pending_handover, case none: hand-over due [\d-]+ [\d:]+ UTC, held until [\d-]+ [\d:]+ UTC \(NL consumer/);
+    expect(out).toMatch(new RegExp(`-X POST .*${hub.replace(/[.]/g, '\\.')}/v1/invoices/in_\\w+/reminder`));
 
     // One example customer per PSP, with its URL, each handed over with its failure.
     const example = (psp: string, customer: RegExp, invoice: RegExp) => {
@@ -485,6 +560,7 @@ describe('npm run demo -- --once', () => {
     expect(out).toContain('[demo] stopped');
     expect(await portIsFree(hubPort)).toBe(true);
     expect(await portIsFree(simPort)).toBe(true);
+    expect(await portIsFree(rivertyPort)).toBe(true);
   }, RUN_TIMEOUT_MS + 10_000);
 
   it('stops with a clear message and a non-zero exit when its port is taken', async () => {
@@ -492,7 +568,7 @@ describe('npm run demo -- --once', () => {
     await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', () => resolve()));
     const taken = (holder.address() as net.AddressInfo).port;
     try {
-      const run = await runDemo({ PORT: String(taken), DEMO_SIM_PORT: String(await freePort()), DEMO_DATA_DIR: dataDir }, 30_000);
+      const run = await runDemo({ PORT: String(taken), DEMO_SIM_PORT: String(await freePort()), DEMO_RIVERTY_SIM_PORT: String(await freePort()), DEMO_DATA_DIR: dataDir }, 30_000);
       expect(run.code).toBe(1);
       expect(run.stderr).toContain(`port ${taken} (hub) is already in use`);
       expect(run.stderr).toContain('PORT=<port>');

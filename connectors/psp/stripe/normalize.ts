@@ -116,7 +116,14 @@ export function normalizeStripeEvent(raw: RawInboundEvent, ctx: NormalizeContext
     }
   })();
   const { kind: factKind, ...rest } = facts;
-  const detail = compact({ apiVersion: event.api_version ?? undefined, ...rest.detail });
+  // The API call that caused the event, when there was one: the ledger tells the hub's own
+  // write-back (its Stripe idempotency key) from a fact Stripe or the merchant produced.
+  const request = typeof event.request === 'string' ? { id: event.request } : event.request ?? undefined;
+  const detail = compact({
+    apiVersion: event.api_version ?? undefined,
+    ...rest.detail,
+    requestIdempotencyKey: request && 'idempotency_key' in request ? (request.idempotency_key ?? undefined) : undefined,
+  });
   return compact({ ...base, kind: factKind ?? kind, ...rest, detail: Object.keys(detail).length > 0 ? detail : undefined });
 }
 
@@ -156,7 +163,7 @@ function invoiceEvent(eventId: string, kind: PaymentEventKind, object: unknown, 
   if (kind === 'payment_succeeded') {
     const paid = money(inv.amount_paid ?? 0, inv.currency);
     if (facts.payment) facts.payment = { ...facts.payment, amount: paid };
-    facts.detail = { ...facts.detail, amountPaid: paid };
+    facts.detail = { ...facts.detail, amountPaid: paid, ...(inv.paid_out_of_band ? { paidOutOfBand: true } : {}) };
   }
   return facts;
 }

@@ -193,6 +193,8 @@ export const stripeInvoiceSchema = z.looseObject({
   payments: z.looseObject({ data: z.array(stripeInvoicePaymentSchema).nullish() }).nullish(),
   payment_settings: z.looseObject({ payment_method_types: z.array(z.string()).nullish() }).nullish(),
   last_finalization_error: stripeApiErrorSchema.nullish(),
+  /** `invoices.pay(id, { paid_out_of_band: true })` was called (by the hub's write-back, or by hand in the Dashboard). */
+  paid_out_of_band: z.boolean().nullish(),
 });
 
 export const stripeDisputeSchema = z.looseObject({
@@ -246,6 +248,13 @@ export const stripeEventSchema = z.looseObject({
   created: unixSeconds,
   api_version: z.string().nullish(),
   livemode: z.boolean().nullish(),
+  /**
+   * The API request that caused the event (null: Stripe's own automation). Since API version
+   * 2017-05-25 an object whose `idempotency_key` is the one the caller sent; before, the request id.
+   */
+  request: z
+    .union([z.string(), z.looseObject({ id: z.string().nullish(), idempotency_key: z.string().nullish() })])
+    .nullish(),
   data: z.looseObject({
     object: z.looseObject({ id: z.string().nullish(), object: z.string().nullish() }),
     previous_attributes: z.record(z.string(), z.unknown()).nullish(),
