@@ -351,6 +351,20 @@ export async function applyPaymentEvent(
       await rememberPaymentRefs(sql, ev, invoice.id);
       const paid = ev.payment?.amount?.value ?? invoice.amount_due;
       await sql.query(`UPDATE invoices SET amount_paid = GREATEST(amount_paid, $2), updated_at = $3 WHERE id = $1`, [invoice.id, paid, now]);
+      const collected = Number(invoice.amount_collected);
+      if (collected > 0 && collected + Number(paid) > Number(invoice.amount_due)) {
+        // The agency already collected this invoice and the debtor paid the PSP as well: money
+        // the merchant holds twice and owes back. Nothing to send anywhere, but it must not pass
+        // as an ordinary payment — it is on the timeline and in the sync log for the merchant.
+        const overpaid = collected + Number(paid) - Number(invoice.amount_due);
+        await addHistory(
+          sql,
+          { merchantId: ev.merchantId, entity: 'invoice', entityId: invoice.id, status: 'paid_twice', reason: invoice.resolution ?? undefined, source: ev.provider, occurredAt: ev.occurredAt, detail: { collectedByAgency: collected, paidToMerchant: Number(paid), overpaid, currency: invoice.currency, event: ev.providerEventType } },
+          now,
+        );
+        await touch(invoice);
+        return result(`paid twice: the agency collected ${collected} and the debtor also paid ${paid} through ${ev.provider}; ${overpaid} ${invoice.currency} is owed back to the debtor`);
+      }
       const claim = await liveClaimOf(sql, invoice.id);
       if (claim) {
         // Paid through the PSP after hand-over: tell the agency at once, so nobody is collected twice.
