@@ -76,8 +76,10 @@ function parseBody(body: unknown): unknown {
 
 /** Build the verifier once per partner, so the agency's key is parsed once, not per request. */
 export function createPushVerifier(opts: PushVerifierOptions): PushVerifier {
-  const key: string | crypto.KeyObject =
-    opts.inbound.alg === 'HS256' ? opts.inbound.secret : crypto.createPublicKey(opts.inbound.publicKey);
+  // A KeyObject for HS256 too: given a string, jsonwebtoken first tries it as a PEM public key
+  // (createPublicKey, which throws) and then builds a secret key, on every push.
+  const key: crypto.KeyObject =
+    opts.inbound.alg === 'HS256' ? crypto.createSecretKey(Buffer.from(opts.inbound.secret, 'utf8')) : crypto.createPublicKey(opts.inbound.publicKey);
 
   return (headers, body) => {
     verifyToken(headers, opts, key);
