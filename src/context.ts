@@ -36,8 +36,26 @@ export interface HubContext {
   partners: Map<string, PartnerRuntime>;
   pspMappings: Map<string, PspMapping>;
   signer: HubTokenSigner & { jwks(): { keys: object[] } };
-  /** Run fn in a transaction; the outbox rows it adds are dispatched once it has committed. */
+  /**
+   * Run fn in a transaction; the outbox rows it adds are handed to the queue once it has committed,
+   * without waiting for the queue (see dispatchCommitted).
+   */
   commit<T>(fn: (sql: Sql, outbox: OutboxWriter) => Promise<T>): Promise<T>;
+}
+
+/**
+ * Hand committed outbox rows to the queue without waiting for it. The rows are the truth: if the
+ * queue is slow, down or loses them, the reconciler (outbox/runner.ts) dispatches due rows again,
+ * so the caller — a webhook waiting for its 2xx — need not wait for Redis. The in-process queue
+ * takes them synchronously, so in embedded mode they are queued when this returns. Never throws.
+ */
+export function dispatchCommitted(dispatcher: Dispatcher, items: DispatchItem[]): void {
+  if (!items.length) return;
+  try {
+    dispatcher.dispatch(items).catch(() => undefined);
+  } catch {
+    // A dispatcher must not throw (dispatcher.ts); if one does, the reconciler still has the rows.
+  }
 }
 
 export function makeCommit(db: Database, dispatcher: Dispatcher, clock: Clock) {
@@ -53,7 +71,7 @@ export function makeCommit(db: Database, dispatcher: Dispatcher, clock: Clock) {
       };
       return fn(sql, writer);
     });
-    if (items.length) await dispatcher.dispatch(items);
+    dispatchCommitted(dispatcher, items);
     return out;
   };
 }

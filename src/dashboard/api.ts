@@ -12,6 +12,7 @@ import { HttpError } from '../http/errors';
 import { buildLeakageReport } from '../reports/leakage';
 import { minorToDecimal } from '../domain/money';
 import { csvLine, type CsvValue } from './csv';
+import { inboundPayloadJoin, inboundRequestView } from '../exchanges/exchange-log';
 
 /** Ids per query of the CSV export, to start with; widened where the merchant's rows are sparse. */
 const WINDOW = 2000;
@@ -142,10 +143,12 @@ export function dashboardApiRouter(ctx: HubContext): Router {
       while (!closed && lo !== null && hi !== null && hi >= lo) {
         const p = [...params, hi, hi - width];
         // One JSON text per row: the embedded driver decodes one column far faster than thirteen.
+        // A webhook's entry keeps no copy of its payload: with payloads, it is read from the inbound event (exchange-log.ts).
         const r = await ctx.db.query<{ j: string }>(
-          `SELECT json_build_array(id, created_at, direction, party, operation, outcome, http_status, latency_ms, customer_id, invoice_id, case_id, outbox_id, summary
-             ${payloads ? ', request, response' : ''})::text AS j
-           FROM exchanges WHERE ${where.join(' AND ')} AND id <= $${p.length - 1} AND id > $${p.length} ORDER BY id DESC`,
+          `SELECT json_build_array(x.id, x.created_at, x.direction, x.party, x.operation, x.outcome, x.http_status, x.latency_ms, x.customer_id, x.invoice_id, x.case_id, x.outbox_id, x.summary
+             ${payloads ? ', x.request, x.response, inbound_payload_of.payload' : ''})::text AS j
+           FROM (SELECT * FROM exchanges WHERE ${where.join(' AND ')} AND id <= $${p.length - 1} AND id > $${p.length}) x
+           ${payloads ? inboundPayloadJoin('x') : ''} ORDER BY x.id DESC`,
           p,
         );
         let chunk = '';
@@ -153,7 +156,8 @@ export function dashboardApiRouter(ctx: HubContext): Router {
           const x = JSON.parse(j) as unknown[];
           const cells = x.slice(0, 13) as CsvValue[];
           cells[1] = iso(x[1] as string);
-          if (payloads) cells.push(x[13] == null ? null : JSON.stringify(x[13]), x[14] == null ? null : JSON.stringify(x[14]));
+          const request = x[13] ?? inboundRequestView(x[15]);
+          if (payloads) cells.push(request == null ? null : JSON.stringify(request), x[14] == null ? null : JSON.stringify(x[14]));
           chunk += csvLine(cells);
         }
         if (chunk) await write(res, chunk);

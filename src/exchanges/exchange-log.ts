@@ -23,17 +23,40 @@ export interface ExchangeEntry {
   outboxId?: number | null;
   inboundEventId?: number | null;
   summary?: string | null;
+  /** What was sent or received. An inbound webhook leaves it out: its payload is the inbound event's (inboundRequestView). */
   request?: unknown;
   response?: unknown;
   at: Date;
 }
 
+const MAX_KEPT_CHARS = 64_000;
+
 /** Cap stored payloads so one huge body cannot bloat the log. */
 function bounded(v: unknown): string | null {
   if (v === undefined || v === null) return null;
   const s = JSON.stringify(redact(v));
-  return s.length > 64_000 ? JSON.stringify({ truncated: true, preview: s.slice(0, 2000) }) : s;
+  return s.length > MAX_KEPT_CHARS ? JSON.stringify({ truncated: true, preview: s.slice(0, 2000) }) : s;
 }
+
+/**
+ * The `request` of an inbound webhook's entry as the sync log shows it. A webhook's entry does not
+ * keep a copy of the payload (it is stored once, in inbound_events, which `inbound_event_id`
+ * points at); readers join it and pass it through here, which masks it and caps it exactly as
+ * recordExchanges does for the payloads it keeps.
+ */
+export function inboundRequestView(payload: unknown): unknown {
+  if (payload === undefined || payload === null) return null;
+  const masked = redact(typeof payload === 'string' ? JSON.parse(payload) : payload);
+  const s = JSON.stringify(masked);
+  return s.length > MAX_KEPT_CHARS ? { truncated: true, preview: s.slice(0, 2000) } : masked;
+}
+
+/**
+ * The join that gives a sync-log query the payload of an inbound webhook's entry (see
+ * inboundRequestView), for entries `alias` that keep no request of their own.
+ */
+export const inboundPayloadJoin = (alias: string) =>
+  `LEFT JOIN inbound_events inbound_payload_of ON ${alias}.request IS NULL AND ${alias}.direction = 'in' AND inbound_payload_of.id = ${alias}.inbound_event_id`;
 
 export async function recordExchanges(sql: Sql, entries: ExchangeEntry[]): Promise<void> {
   if (!entries.length) return;

@@ -80,3 +80,20 @@ export function storable<T>(value: T): T {
   }
   return value;
 }
+
+/**
+ * JSON.stringify writes NUL as `\u0000` and a lone surrogate as `\udXXX` (well-formed JSON.stringify);
+ * a valid surrogate pair is written as the character itself. So text without either escape holds
+ * nothing storable() would change. (A literal backslash before `u0000` also matches: harmless,
+ * storable then simply changes nothing.)
+ */
+const UNSTORABLE_ESCAPE = /\\u(?:0000|d[89a-f])/i;
+
+/**
+ * `JSON.stringify(storable(value))`, without rebuilding the value when nothing in it needs it —
+ * the common case, and the webhook path's hot one: the text is needed for the jsonb column anyway.
+ */
+export function storableJson(value: unknown): string {
+  const text = JSON.stringify(value);
+  return typeof text === 'string' && UNSTORABLE_ESCAPE.test(text) ? JSON.stringify(storable(value)) : text;
+}

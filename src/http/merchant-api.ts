@@ -12,6 +12,7 @@ import { retryDeadRow } from '../outbox/outbox';
 import { buildLeakageReport } from '../reports/leakage';
 import { loadCustomerPicture } from '../reports/customer-picture';
 import { redact, redactText } from '../observability/redact';
+import { inboundPayloadJoin, inboundRequestView } from '../exchanges/exchange-log';
 
 const iso = (d: Date | string | null | undefined) => (d ? new Date(d).toISOString() : null);
 const money = (value: number | string, currency: string) => ({ value: Number(value), currency });
@@ -317,9 +318,12 @@ export function merchantApiRouter(ctx: HubContext, opts: MerchantApiOptions = {}
       add((n) => `id > $${n}`, Number(after));
     }
     const limit = limitOf(req);
+    // A webhook's entry keeps no copy of its payload: it is read from the inbound event (exchange-log.ts).
     const r = await ctx.db.query(
-      `SELECT id, direction, party, operation, outcome, http_status, latency_ms, customer_id, invoice_id, case_id, outbox_id, inbound_event_id,
-         summary, request, response, created_at FROM exchanges WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT ${limit + 1}`,
+      `SELECT x.*, inbound_payload_of.payload AS inbound_payload FROM (
+         SELECT id, direction, party, operation, outcome, http_status, latency_ms, customer_id, invoice_id, case_id, outbox_id, inbound_event_id,
+           summary, request, response, created_at FROM exchanges WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT ${limit + 1}
+       ) x ${inboundPayloadJoin('x')} ORDER BY x.id DESC`,
       params,
     );
     const rows = r.rows.slice(0, limit);
@@ -327,7 +331,7 @@ export function merchantApiRouter(ctx: HubContext, opts: MerchantApiOptions = {}
       data: rows.map((x: any) => ({
         id: Number(x.id), at: iso(x.created_at), direction: x.direction, party: x.party, operation: x.operation, outcome: x.outcome,
         httpStatus: x.http_status, latencyMs: x.latency_ms, customerId: x.customer_id, invoiceId: x.invoice_id, caseId: x.case_id,
-        deliveryId: x.outbox_id == null ? null : Number(x.outbox_id), summary: x.summary == null ? null : redactText(String(x.summary)), request: x.request, response: x.response,
+        deliveryId: x.outbox_id == null ? null : Number(x.outbox_id), summary: x.summary == null ? null : redactText(String(x.summary)), request: x.request ?? inboundRequestView(x.inbound_payload), response: x.response,
       })),
       next: r.rows.length > limit ? String(rows[rows.length - 1].id) : null,
     });

@@ -3,15 +3,29 @@
  * let the PSP's connector verify them, store each event (deduplicated on merchant + provider +
  * event id) with its outbox row in one transaction, and only then answer 2xx.
  */
-import express, { type RequestHandler, type Router } from 'express';
+import express, { type RequestHandler, type Response, type Router } from 'express';
 import type { HubContext } from '../context';
 import { pspConnectors } from '../../connectors/registry';
-import { WebhookRejection, type InboundRequest } from '../../connectors/psp/types';
-import { recordExchanges, type ExchangeEntry } from '../exchanges/exchange-log';
+import { WebhookRejection, type InboundRequest, type RawInboundEvent } from '../../connectors/psp/types';
+import { recordExchanges } from '../exchanges/exchange-log';
+import { createWebhookGroupCommit, type GroupCommitOptions, type IngestEvent } from '../ingest/group-commit';
 import { HttpError, errorBody } from './errors';
 import { DatabaseUnavailable } from '../store/db';
-import { assertShallow, isForm, isJson, mediaType, storable } from './body-guard';
+import { assertShallow, isForm, isJson, mediaType, storable, storableJson } from './body-guard';
 import { redactText } from '../observability/redact';
+
+/**
+ * An event as it is stored. The payload is serialized once, here; storableJson only rebuilds it
+ * when the text shows something PostgreSQL cannot store.
+ */
+function storableEvent(ev: RawInboundEvent): IngestEvent {
+  return {
+    providerEventId: storable(ev.providerEventId),
+    eventType: storable(ev.eventType),
+    occurredAt: ev.occurredAt == null ? null : storable(ev.occurredAt),
+    payloadJson: storableJson(ev.payload),
+  };
+}
 
 function lowerHeaders(h: Record<string, string | string[] | undefined>): Record<string, string | undefined> {
   const out: Record<string, string | undefined> = {};
@@ -19,9 +33,21 @@ function lowerHeaders(h: Record<string, string | string[] | undefined>): Record<
   return out;
 }
 
+/**
+ * What res.json sends (same status, headers and body), without express's content-type
+ * negotiation, charset rewriting and freshness checks: the hot path's answer is a small object.
+ */
+function sendJson(res: Response, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
 export interface WebhookRouterOptions {
   /** Per-merchant rate limit, run once the merchant is known to exist and before the body is read. */
   perMerchantLimit?: RequestHandler;
+  /** How concurrent deliveries are committed together (ingest/group-commit.ts). */
+  groupCommit?: GroupCommitOptions;
 }
 
 /**
@@ -44,6 +70,7 @@ function preflight(ctx: HubContext): RequestHandler {
 
 export function webhookRouter(ctx: HubContext, opts: WebhookRouterOptions = {}): Router {
   const router = express.Router();
+  const committer = createWebhookGroupCommit({ db: ctx.db, dispatcher: ctx.dispatcher, now: () => ctx.clock.now() }, opts.groupCommit);
   const noLimit: RequestHandler = (_req, _res, next) => next();
   router.post(
     '/v1/webhooks/:provider/:merchantId',
@@ -88,36 +115,15 @@ export function webhookRouter(ctx: HubContext, opts: WebhookRouterOptions = {}):
       }
       // JSON allows what PostgreSQL cannot store (NUL, lone surrogates): made storable, or a
       // validly signed event would be a 500 retried until the PSP gives up.
-      const events = delivery.events.map((ev) => storable(ev));
-      const now = ctx.clock.now();
-      let fresh = 0;
-      await ctx.commit(async (sql, outbox) => {
-        const entries: ExchangeEntry[] = [];
-        for (const ev of events) {
-          const r = await sql.query<{ id: number; inserted: boolean }>(
-            `INSERT INTO inbound_events (merchant_id, provider, provider_event_id, event_type, occurred_at, payload, received_at)
-             VALUES ($1,$2,$3,$4,$5,$6,$7)
-             ON CONFLICT (merchant_id, provider, provider_event_id) DO UPDATE SET deliveries = inbound_events.deliveries + 1
-             RETURNING id, (xmax = 0) AS inserted`,
-            [merchantId, provider, ev.providerEventId, ev.eventType, ev.occurredAt ?? null, JSON.stringify(ev.payload), now],
-          );
-          const { id, inserted } = r.rows[0];
-          if (inserted) {
-            fresh++;
-            await outbox.add({ kind: 'process_event', lane: 'hub', payload: { inboundEventId: id }, idempotencyKey: `event-${id}`, merchantId });
-          }
-          entries.push({
-            merchantId, direction: 'in', party: provider, operation: ev.eventType, outcome: inserted ? 'ok' : 'duplicate', httpStatus: delivery.ack?.status ?? 200,
-            latencyMs: Date.now() - started, inboundEventId: id, summary: inserted ? `stored ${ev.providerEventId}` : `duplicate of ${ev.providerEventId}, not processed again`,
-            request: ev.payload, at: now,
-          });
-        }
-        await recordExchanges(sql, entries);
-      });
+      const events = delivery.events.map(storableEvent);
+      // Stored with whatever other deliveries came in at the same moment, in one transaction;
+      // this resolves only once that transaction has committed (ingest/group-commit.ts).
+      const stored = await committer.store({ merchantId, provider, events, httpStatus: delivery.ack?.status ?? 200, started });
+      const fresh = stored.fresh;
       ctx.metrics.webhooks.inc({ provider, outcome: fresh ? 'stored' : 'duplicate' });
       const ack: NonNullable<typeof delivery.ack> = delivery.ack ?? { status: 200, body: { received: true, events: delivery.events.length, new: fresh } };
       if (typeof ack.body === 'string') res.status(ack.status).type(ack.contentType ?? 'text/plain').send(ack.body);
-      else res.status(ack.status).json(ack.body);
+      else sendJson(res, ack.status, ack.body);
     },
   );
   return router;

@@ -86,6 +86,39 @@ export async function addToOutbox(sql: Sql, row: OutboxInput, now: Date): Promis
 }
 
 /**
+ * addToOutbox for many rows in one multi-row INSERT (the webhook group commit): rows whose
+ * idempotency key exists already (or repeats within `rows`) are skipped. Returns the items to
+ * dispatch for the rows inserted, in the order of `rows`.
+ */
+export async function addManyToOutbox(sql: Sql, rows: OutboxInput[], now: Date): Promise<DispatchItem[]> {
+  const out: DispatchItem[] = [];
+  const CHUNK = 500; // 10 parameters a row, far below PostgreSQL's 65,535
+  for (let start = 0; start < rows.length; start += CHUNK) {
+    const chunk = rows.slice(start, start + CHUNK);
+    const values: unknown[] = [now];
+    const tuples = chunk.map((row) => {
+      const n = values.length;
+      values.push(row.merchantId ?? null, row.kind, row.lane, JSON.stringify(row.payload), row.idempotencyKey, row.dueAt ?? now, row.customerId ?? null, row.invoiceId ?? null, row.caseId ?? null);
+      return `($${n + 1},$${n + 2},$${n + 3},$${n + 4},$${n + 5},$${n + 6}::timestamptz,$${n + 7},$${n + 8},$${n + 9},$1::timestamptz,$1::timestamptz)`;
+    });
+    const r = await sql.query<{ id: number; idempotency_key: string }>(
+      `INSERT INTO outbox (merchant_id, kind, lane, payload, idempotency_key, next_attempt_at, customer_id, invoice_id, case_id, created_at, updated_at)
+       VALUES ${tuples.join(',')}
+       ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key`,
+      values,
+    );
+    const ids = new Map(r.rows.map((x) => [x.idempotency_key, Number(x.id)]));
+    for (const row of chunk) {
+      const id = ids.get(row.idempotencyKey);
+      if (id === undefined) continue;
+      ids.delete(row.idempotencyKey); // a key repeated within rows was inserted once
+      out.push({ id, lane: row.lane, dueAt: row.dueAt ?? now, attempt: 0 });
+    }
+  }
+  return out;
+}
+
+/**
  * Calls to one partner about one case keep their order (a payment is reported before the claim
  * is withdrawn, a claim is added after the case exists): a row of a partner lane waits while an
  * older row of the same case in that lane is pending or in flight. A dead older row does not

@@ -5,7 +5,7 @@
  */
 import { Queue, Worker, type ConnectionOptions } from 'bullmq';
 import IORedis from 'ioredis';
-import type { Dispatcher, OutboxHandler } from './dispatcher';
+import { coalesceDispatches, type Dispatcher, type OutboxHandler } from './dispatcher';
 import type { Logger } from '../observability/logger';
 
 const queueName = (lane: string) => `hub-${lane.replace(/[^A-Za-z0-9_-]/g, '-')}`;
@@ -29,7 +29,9 @@ export function createBullmqDispatcher(redisUrl: string, logger: Logger, opts: {
     return q;
   };
 
-  return {
+  // Commits dispatch without waiting for Redis (context.ts); what they hand over within a couple of
+  // milliseconds goes to Redis in one addBulk per lane.
+  return coalesceDispatches({
     kind: 'bullmq',
     async dispatch(items) {
       const byLane = new Map<string, typeof items>();
@@ -92,5 +94,5 @@ export function createBullmqDispatcher(redisUrl: string, logger: Logger, opts: {
       }
       return n;
     },
-  };
+  });
 }
