@@ -9,6 +9,7 @@
  * decided (a row waits for the older rows of its case; see claimRow).
  */
 import type { HubContext } from '../context';
+import type { Sql } from '../store/db';
 import {
   backoffMs,
   claimRow,
@@ -24,7 +25,7 @@ import {
   type OutboxRow,
 } from './outbox';
 import { DeliveryError } from '../../connectors/agency/types';
-import { DatabaseUnavailable } from '../store/db';
+import { DatabaseUnavailable, isConnectionError } from '../store/db';
 import { Defer, Permanent } from '../pipeline/errors';
 import { processEvent } from '../pipeline/process-event';
 import { runHandoverCheck } from '../pipeline/handover-check';
@@ -52,6 +53,38 @@ const STAGES: Record<OutboxKind, Stage> = {
 };
 
 const partnerOfLane = (lane: string | undefined): string | null => (lane?.startsWith('partner.') ? lane.slice('partner.'.length) : null);
+
+/**
+ * Kinds whose whole work is one transaction of ours (no call out in the middle): they are claimed
+ * inside that transaction — a row lock, not a lease — so a row costs one commit instead of two.
+ * A worker that dies mid-way leaves no lease to wait out: its transaction rolls back and the row
+ * is simply pending again for the reconciler. All of them run in the hub's own lane.
+ */
+export const CLAIMED_IN_WORK: ReadonlySet<OutboxKind> = new Set<OutboxKind>(['process_event', 'handover_check', 'apply_update']);
+
+/** The row was taken by another worker's transaction, or finished, between the look and the lock. */
+class NotClaimable extends Error {
+  constructor(id: number) {
+    super(`outbox row ${id} is not claimable any more`);
+    this.name = 'NotClaimable';
+  }
+}
+
+/** A due, pending row as it stands (no lock, no write), for a stage that claims it in its own transaction. */
+async function peekRow(ctx: HubContext, id: number, now: Date): Promise<OutboxRow | null> {
+  const r = await ctx.db.query<OutboxRow>(`SELECT * FROM outbox WHERE id = $1 AND status = 'pending' AND next_attempt_at <= $2`, [id, now]);
+  return r.rows[0] ?? null;
+}
+
+/**
+ * Lock the row for this transaction, or throw NotClaimable. SKIP LOCKED: a second worker with a
+ * duplicate message does not wait for the first one's transaction, it gives up at once. The row
+ * is completed by the stage in the same transaction (completeRow), so it is never in flight.
+ */
+async function lockDueRow(sql: Sql, id: number, now: Date): Promise<void> {
+  const r = await sql.query(`SELECT id FROM outbox WHERE id = $1 AND status = 'pending' AND next_attempt_at <= $2 FOR UPDATE SKIP LOCKED`, [id, now]);
+  if (!r.rows.length) throw new NotClaimable(id);
+}
 
 export interface OutboxRunner {
   (id: number, lane?: string): Promise<void>;
@@ -115,14 +148,104 @@ export function createOutboxRunner(ctx: HubContext): OutboxRunner {
   async function afterFinish(row: OutboxRow): Promise<void> {
     // The next call about the same case was waiting for this one.
     try {
-      const next = await ctx.db.tx((sql) => nextInCase(sql, row));
+      // One read: no transaction around it (BEGIN/COMMIT would be two more round trips per row).
+      const next = await nextInCase(ctx.db, row);
       if (next) await ctx.dispatcher.dispatch([next]);
     } catch {
       // The reconciler finds it.
     }
   }
 
+  /**
+   * Claim a row (one UPDATE, its own transaction). When the connection breaks during that
+   * statement, whether it committed is unknown: the row may now be in flight with a lease nobody
+   * holds, which would keep it from every worker until the lease runs out. Its lease is known
+   * exactly (we chose it), so the row goes in `abandoned`: once the database answers again,
+   * releaseAbandoned gives it back if — and only if — it is in flight with that very lease.
+   */
+  async function claimOrRemember(id: number): Promise<OutboxRow | null> {
+    const now = ctx.clock.now();
+    const leaseMs = delivery.leaseSeconds * 1000;
+    try {
+      return await claimRow(ctx.db, id, now, leaseMs);
+    } catch (err) {
+      if (err instanceof DatabaseUnavailable || isConnectionError(err)) abandoned.set(id, new Date(now.getTime() + leaseMs));
+      throw err;
+    }
+  }
+
+  /**
+   * Run a CLAIMED_IN_WORK row: the stage's transaction locks the row first and completes it last,
+   * so claim and work are one commit. On failure the transaction rolled back and the row is
+   * pending as if never touched; it is then claimed the ordinary way (counting the attempt, with
+   * a lease) only to record the failure, so retries, deferrals and the dead letter behave as for
+   * every other row.
+   */
+  async function runClaimedInWork(peeked: OutboxRow): Promise<void> {
+    const id = peeked.id;
+    let claimed = false;
+    const leaseUntil = new Date(ctx.clock.now().getTime() + delivery.leaseSeconds * 1000);
+    const row: OutboxRow = { ...peeked, status: 'in_flight', attempts: peeked.attempts + 1, locked_until: leaseUntil };
+    const workCtx: HubContext = {
+      ...ctx,
+      commit: (fn) =>
+        ctx.commit(async (sql, outbox) => {
+          // Once a commit of this run has claimed (and so completed) the row, later ones are the stage's own.
+          if (!claimed) await lockDueRow(sql, id, ctx.clock.now());
+          const out = await fn(sql, outbox);
+          return out;
+        }).then((out) => {
+          claimed = true;
+          return out;
+        }),
+    };
+    const stage = STAGES[row.kind];
+    try {
+      await stage(workCtx, row);
+      if (!claimed) {
+        ctx.logger.warn('outbox stage finished without committing its row; the reconciler will run it again', { outboxId: id, kind: row.kind });
+        return;
+      }
+      ctx.metrics.deliveries.inc({ kind: row.kind, outcome: 'done' });
+    } catch (err) {
+      if (err instanceof NotClaimable) return;
+      if (claimed) {
+        // The work committed; what failed came after it (logging, metrics). Nothing to undo.
+        ctx.logger.warn('outbox stage failed after its commit', { outboxId: id, kind: row.kind, error: (err as Error).message });
+        return;
+      }
+      if (err instanceof DatabaseUnavailable) {
+        // Nothing was written: the row is pending and due, and the reconciler offers it again.
+        ctx.logger.warn('database unavailable during outbox work', { outboxId: id, kind: row.kind, error: err.message });
+        return;
+      }
+      let failed: OutboxRow | null;
+      try {
+        failed = await claimOrRemember(id);
+      } catch (inner) {
+        ctx.logger.warn('could not record outbox failure; the reconciler will retry', { outboxId: id, error: (err as Error).message, inner: (inner as Error).message });
+        return;
+      }
+      // Another worker ran it meanwhile (or a person cancelled it): nothing to record.
+      if (!failed) return;
+      const outcome = await settleFailure(ctx, failed, err);
+      if (outcome === 'abandoned') abandoned.set(failed.id, failed.locked_until ? new Date(failed.locked_until) : null);
+    }
+  }
+
   const run = async function run(id: number, lane?: string): Promise<void> {
+    if (lane === 'hub') {
+      // The hub's lane: look at the row first; its kind decides how it is claimed.
+      let peeked: OutboxRow | null;
+      try {
+        peeked = await peekRow(ctx, id, ctx.clock.now());
+      } catch (err) {
+        ctx.logger.warn('could not read outbox row; the reconciler will retry', { outboxId: id, error: (err as Error).message });
+        return;
+      }
+      if (!peeked) return;
+      if (CLAIMED_IN_WORK.has(peeked.kind)) return runClaimedInWork(peeked);
+    }
     const partnerId = partnerOfLane(lane);
     // A partner row asks the circuit first. Held back: the row stays as it is (pending, due, in
     // its place) — no claim, no write; the probe timer or the reconciler offers it again. Let
@@ -138,7 +261,8 @@ export function createOutboxRunner(ctx: HubContext): OutboxRunner {
     };
     let row: OutboxRow | null;
     try {
-      row = await ctx.db.tx((sql) => claimRow(sql, id, ctx.clock.now(), delivery.leaseSeconds * 1000));
+      // One statement, atomic on its own: no BEGIN/COMMIT around it.
+      row = await claimOrRemember(id);
     } catch (err) {
       freeUnusedProbe(null);
       ctx.logger.warn('could not claim outbox row; the reconciler will retry', { outboxId: id, error: (err as Error).message });

@@ -3,12 +3,13 @@
  * case at the merchant's partner, stacks due invoices onto the open case, or waits. The
  * customer row is locked, so two checks for one customer can never open two cases.
  */
-import type { HubContext } from '../context';
+import type { HubContext, OutboxWriter } from '../context';
+import type { Sql } from '../store/db';
 import type { OutboxRow } from '../outbox/outbox';
 import { completeRow, partnerLane } from '../outbox/outbox';
 import { decideHandover, type HandoverCandidate } from '../policy/handover-policy';
 import { newId } from '../domain/ids';
-import { addHistory } from '../ledger/history';
+import { addHistoryRows } from './history-rows';
 import type { InvoiceRow, CaseRow } from '../ledger/rows';
 import { Permanent } from './errors';
 import { collectionCosts, loadCountryRules, noticeEndsAt, ruleFor, type CountryRule } from '../policy/country-rules';
@@ -21,106 +22,133 @@ export async function runHandoverCheck(ctx: HubContext, row: OutboxRow): Promise
   const customerId = String(row.payload.customerId);
   const now = ctx.clock.now();
   const notes = await ctx.commit(async (sql, outbox) => {
-    const cust = await sql.query<{ id: string; merchant_id: string; country: string | null; type: 'consumer' | 'business' }>(
-      `SELECT id, merchant_id, country, type FROM customers WHERE id = $1 FOR UPDATE`,
-      [customerId],
-    );
-    if (!cust.rows[0]) throw new Permanent(`customer ${customerId} not found`);
-    const merchant = ctx.merchants.get(cust.rows[0].merchant_id);
-    if (!merchant) throw new Permanent(`merchant ${cust.rows[0].merchant_id} is not configured`);
-    const partnerId = merchant.partner;
-    // The debtor's consumer law applies: its country when known, else the merchant's.
-    const rule = merchant.policy.countryRules ? ruleFor(countryRules(), cust.rows[0].country ?? merchant.country, cust.rows[0].type) : null;
-    const invoices = (await sql.query<InvoiceRow>(
-      `SELECT * FROM invoices WHERE customer_id = $1 AND status = 'pending_handover' ORDER BY first_failed_at, id`,
-      [customerId],
-    )).rows;
-    const out: string[] = [];
-    for (const currency of new Set(invoices.map((i) => i.currency))) {
-      const candidates: HandoverCandidate[] = invoices
-        .filter((i) => i.currency === currency)
-        .map((i) => ({
-          invoiceId: i.id,
-          amountOpen: Math.max(0, Number(i.amount_due) - Number(i.amount_paid)),
-          currency,
-          failureFinal: i.failure_final,
-          firstFailedAt: new Date(i.first_failed_at ?? i.created_at),
-          notBefore: noticeEndsAt(rule, reminderDate(i, merchant.policy.noticeAfterDays)),
-        }));
-      const open = (await sql.query<CaseRow>(
-        `SELECT * FROM cases WHERE customer_id = $1 AND partner_id = $2 AND currency = $3
-           AND status NOT IN ('paid','withdrawn','uncollectible','closed') ORDER BY opened_at DESC LIMIT 1`,
-        [customerId, partnerId, currency],
-      )).rows[0];
-      const decision = decideHandover({
-        now, policy: merchant.policy, candidates,
-        openCase: open ? { id: open.id, currency, lastClaimAt: new Date(open.last_claim_at) } : null,
-      });
-      if (decision.action === 'wait') {
-        out.push(`${currency}: wait (${decision.why})`);
-        // A notice gate later than the invoice's own hand-over time needs its own check then.
-        if (decision.until && decision.until.getTime() > now.getTime()) {
-          await outbox.add({
-            kind: 'handover_check', lane: 'hub', payload: { customerId }, idempotencyKey: `handover-${customerId}-${decision.until.getTime()}`,
-            merchantId: merchant.id, customerId, dueAt: decision.until,
-          });
-        }
-        continue;
-      }
-      const caseId = decision.action === 'stack' ? decision.caseId : newId('cse');
-      if (decision.action === 'open_case') {
-        const principals = decision.invoiceIds.map((id) => candidates.find((c) => c.invoiceId === id)!.amountOpen);
-        let costs = null;
-        if (rule?.costs) {
-          const window = rule.recurringCap ? rule.recurringCap.windowDays * DAY_MS : 0;
-          const earlier = window
-            ? (await sql.query<{ n: number }>(
-                `SELECT COALESCE(SUM(collection_costs), 0)::bigint AS n FROM cases WHERE customer_id = $1 AND opened_at > $2`,
-                [customerId, new Date(now.getTime() - window)],
-              )).rows[0].n
-            : 0;
-          costs = collectionCosts(rule, decision.amount, { currency, smallestClaim: Math.min(...principals), earlierCostsInWindow: Number(earlier) });
-        }
-        await sql.query(
-          `INSERT INTO cases (id, merchant_id, customer_id, partner_id, status, currency, opened_at, last_claim_at, created_at, updated_at, collection_costs, collection_costs_basis)
-           VALUES ($1,$2,$3,$4,'submitted',$5,$6,$6,$6,$6,$7,$8)`,
-          [caseId, merchant.id, customerId, partnerId, currency, now, costs?.value ?? null, costs?.basis ?? null],
-        );
-        await addHistory(sql, { merchantId: merchant.id, entity: 'case', entityId: caseId, status: 'submitted', source: 'hub', occurredAt: now, detail: { partner: partnerId, invoices: decision.invoiceIds.length } }, now);
-      } else {
-        await sql.query(`UPDATE cases SET last_claim_at = $2, updated_at = $2 WHERE id = $1`, [caseId, now]);
-      }
-      const claimIds: string[] = [];
-      for (const invoiceId of decision.invoiceIds) {
-        const inv = invoices.find((i) => i.id === invoiceId)!;
-        const claimId = newId('clm');
-        claimIds.push(claimId);
-        await sql.query(
-          `INSERT INTO claims (id, case_id, invoice_id, merchant_id, principal, currency, status, created_at, updated_at)
-           VALUES ($1,$2,$3,$4,$5,$6,'submitted',$7,$7)`,
-          [claimId, caseId, invoiceId, merchant.id, Math.max(0, Number(inv.amount_due) - Number(inv.amount_paid)), currency, now],
-        );
-        await sql.query(`UPDATE invoices SET status = 'submitted', case_id = $2, updated_at = $3 WHERE id = $1`, [invoiceId, caseId, now]);
-        await addHistory(sql, { merchantId: merchant.id, entity: 'invoice', entityId: invoiceId, status: 'submitted', source: 'hub', occurredAt: now, detail: { caseId, claimId, partner: partnerId, stacked: decision.action === 'stack' } }, now);
-        if (decision.action === 'stack') {
-          await outbox.add({
-            kind: 'agency.add_claim', lane: partnerLane(partnerId), payload: { caseId, claimId },
-            idempotencyKey: `claim-${claimId}`, merchantId: merchant.id, customerId, invoiceId, caseId,
-          });
-        }
-      }
-      if (decision.action === 'open_case') {
-        await outbox.add({
-          kind: 'agency.create_case', lane: partnerLane(partnerId), payload: { caseId, claimIds },
-          idempotencyKey: `case-${caseId}`, merchantId: merchant.id, customerId, caseId,
-        });
-      }
-      out.push(`${currency}: ${decision.action === 'stack' ? `stacked ${claimIds.length} onto` : `opened`} case ${caseId}`);
-    }
+    const out = await checkHandover(ctx, sql, outbox, customerId, now);
     await completeRow(sql, row.id, now);
     return out;
   });
   if (notes.length) ctx.logger.info('hand-over check', { customerId, merchantId: row.merchant_id, notes });
+}
+
+/**
+ * The check itself, inside the caller's transaction: the handover_check stage above, and
+ * process_event when the invoice it just marked is already due (src/pipeline/process-event.ts),
+ * which saves a row, its commits and a trip through the queue. The customer row is locked
+ * first, so checks for one customer run one at a time whichever stage runs them.
+ */
+export async function checkHandover(ctx: HubContext, sql: Sql, outbox: OutboxWriter, customerId: string, now: Date): Promise<string[]> {
+  const cust = await sql.query<{ id: string; merchant_id: string; country: string | null; type: 'consumer' | 'business' }>(
+    `SELECT id, merchant_id, country, type FROM customers WHERE id = $1 FOR UPDATE`,
+    [customerId],
+  );
+  if (!cust.rows[0]) throw new Permanent(`customer ${customerId} not found`);
+  const merchant = ctx.merchants.get(cust.rows[0].merchant_id);
+  if (!merchant) throw new Permanent(`merchant ${cust.rows[0].merchant_id} is not configured`);
+  const partnerId = merchant.partner;
+  // The debtor's consumer law applies: its country when known, else the merchant's.
+  const rule = merchant.policy.countryRules ? ruleFor(countryRules(), cust.rows[0].country ?? merchant.country, cust.rows[0].type) : null;
+  const invoices = (await sql.query<InvoiceRow>(
+    `SELECT * FROM invoices WHERE customer_id = $1 AND status = 'pending_handover' ORDER BY first_failed_at, id`,
+    [customerId],
+  )).rows;
+  const out: string[] = [];
+  for (const currency of new Set(invoices.map((i) => i.currency))) {
+    const candidates: HandoverCandidate[] = invoices
+      .filter((i) => i.currency === currency)
+      .map((i) => ({
+        invoiceId: i.id,
+        amountOpen: Math.max(0, Number(i.amount_due) - Number(i.amount_paid)),
+        currency,
+        failureFinal: i.failure_final,
+        firstFailedAt: new Date(i.first_failed_at ?? i.created_at),
+        notBefore: noticeEndsAt(rule, reminderDate(i, merchant.policy.noticeAfterDays)),
+      }));
+    const open = (await sql.query<CaseRow>(
+      `SELECT * FROM cases WHERE customer_id = $1 AND partner_id = $2 AND currency = $3
+         AND status NOT IN ('paid','withdrawn','uncollectible','closed') ORDER BY opened_at DESC LIMIT 1`,
+      [customerId, partnerId, currency],
+    )).rows[0];
+    const decision = decideHandover({
+      now, policy: merchant.policy, candidates,
+      openCase: open ? { id: open.id, currency, lastClaimAt: new Date(open.last_claim_at) } : null,
+    });
+    if (decision.action === 'wait') {
+      out.push(`${currency}: wait (${decision.why})`);
+      // A notice gate later than the invoice's own hand-over time needs its own check then.
+      if (decision.until && decision.until.getTime() > now.getTime()) {
+        await outbox.add({
+          kind: 'handover_check', lane: 'hub', payload: { customerId }, idempotencyKey: `handover-${customerId}-${decision.until.getTime()}`,
+          merchantId: merchant.id, customerId, dueAt: decision.until,
+        });
+      }
+      continue;
+    }
+    const caseId = decision.action === 'stack' ? decision.caseId : newId('cse');
+    let costs: { value: number; basis: string } | null = null;
+    if (decision.action === 'open_case') {
+      const principals = decision.invoiceIds.map((id) => candidates.find((c) => c.invoiceId === id)!.amountOpen);
+      if (rule?.costs) {
+        const window = rule.recurringCap ? rule.recurringCap.windowDays * DAY_MS : 0;
+        const earlier = window
+          ? (await sql.query<{ n: number }>(
+              `SELECT COALESCE(SUM(collection_costs), 0)::bigint AS n FROM cases WHERE customer_id = $1 AND opened_at > $2`,
+              [customerId, new Date(now.getTime() - window)],
+            )).rows[0].n
+          : 0;
+        costs = collectionCosts(rule, decision.amount, { currency, smallestClaim: Math.min(...principals), earlierCostsInWindow: Number(earlier) });
+      }
+    }
+    // The case (opened, or the open one's last_claim_at), its claims and the invoices' move to it
+    // in one statement, and their timeline entries in one more: a round trip each, however many
+    // invoices go (a worker's time goes mostly into round trips; BENCHMARKS.md).
+    const claims = decision.invoiceIds.map((invoiceId) => {
+      const inv = invoices.find((i) => i.id === invoiceId)!;
+      return { id: newId('clm'), invoiceId, principal: Math.max(0, Number(inv.amount_due) - Number(inv.amount_paid)) };
+    });
+    const claimIds = claims.map((c) => c.id);
+    // $1–$7 for both; $8–$11 only for a new case.
+    const caseStep = decision.action === 'open_case'
+      ? `INSERT INTO cases (id, merchant_id, customer_id, partner_id, status, currency, opened_at, last_claim_at, created_at, updated_at, collection_costs, collection_costs_basis)
+         VALUES ($1,$2,$8,$9,'submitted',$3,$4,$4,$4,$4,$10,$11) RETURNING id`
+      : `UPDATE cases SET last_claim_at = $4, updated_at = $4 WHERE id = $1 RETURNING id`;
+    const params: unknown[] = [caseId, merchant.id, currency, now, claimIds, claims.map((c) => c.invoiceId), claims.map((c) => c.principal)];
+    if (decision.action === 'open_case') params.push(customerId, partnerId, costs?.value ?? null, costs?.basis ?? null);
+    await sql.query(
+      `WITH kase AS (${caseStep}),
+       new_claims AS (
+         INSERT INTO claims (id, case_id, invoice_id, merchant_id, principal, currency, status, created_at, updated_at)
+         SELECT x.id, kase.id, x.invoice_id, $2, x.principal, $3, 'submitted', $4, $4
+         FROM kase, unnest($5::text[], $6::text[], $7::bigint[]) AS x(id, invoice_id, principal)
+         RETURNING case_id, invoice_id
+       )
+       UPDATE invoices i SET status = 'submitted', case_id = c.case_id, updated_at = $4 FROM new_claims c WHERE i.id = c.invoice_id`,
+      params,
+    );
+    await addHistoryRows(sql, [
+      ...(decision.action === 'open_case'
+        ? [{ merchantId: merchant.id, entity: 'case' as const, entityId: caseId, status: 'submitted', source: 'hub', occurredAt: now, detail: { partner: partnerId, invoices: decision.invoiceIds.length } }]
+        : []),
+      ...claims.map((c) => ({
+        merchantId: merchant.id, entity: 'invoice' as const, entityId: c.invoiceId, status: 'submitted', source: 'hub', occurredAt: now,
+        detail: { caseId, claimId: c.id, partner: partnerId, stacked: decision.action === 'stack' },
+      })),
+    ], now);
+    if (decision.action === 'stack') {
+      for (const c of claims) {
+        await outbox.add({
+          kind: 'agency.add_claim', lane: partnerLane(partnerId), payload: { caseId, claimId: c.id },
+          idempotencyKey: `claim-${c.id}`, merchantId: merchant.id, customerId, invoiceId: c.invoiceId, caseId,
+        });
+      }
+    }
+    if (decision.action === 'open_case') {
+      await outbox.add({
+        kind: 'agency.create_case', lane: partnerLane(partnerId), payload: { caseId, claimIds },
+        idempotencyKey: `case-${caseId}`, merchantId: merchant.id, customerId, caseId,
+      });
+    }
+    out.push(`${currency}: ${decision.action === 'stack' ? `stacked ${claimIds.length} onto` : `opened`} case ${caseId}`);
+  }
+  return out;
 }
 
 /** When the debtor got (or is taken to have got) the pre-hand-over letter for this invoice. */

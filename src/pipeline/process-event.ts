@@ -1,13 +1,15 @@
 /**
  * Stage 2 of the data flow (design.md): a stored raw event → its connector's normalize →
- * the ledger → the policy's outbox rows, all committed with the outbox row marked done.
+ * the ledger → the policy's outbox rows, all committed with the outbox row marked done. A
+ * hand-over the ledger finds due at once is decided in the same transaction (handover-check.ts).
  */
-import type { HubContext } from '../context';
+import type { HubContext, OutboxWriter } from '../context';
 import type { OutboxRow } from '../outbox/outbox';
 import { completeRow } from '../outbox/outbox';
 import { pspConnectors } from '../../connectors/registry';
 import { applyPaymentEvent } from '../ledger/payment-ledger';
 import { Permanent } from './errors';
+import { checkHandover } from './handover-check';
 import type { PaymentEvent } from '../domain/types';
 
 interface InboundEventRow {
@@ -75,7 +77,19 @@ export async function processEvent(ctx: HubContext, row: OutboxRow): Promise<voi
         return { customerId: null, invoiceId: null, note: `duplicate fact ${event.factKey}` };
       }
     }
-    const res = await applyPaymentEvent(sql, outbox, merchant, event, now);
+    // A hand-over check due now runs here, in this transaction, instead of as a row of its own:
+    // no extra row, commits or queue hop, and the case does not wait behind newer events in the
+    // lane. A check due later (a hand-over delay, a notice gate) keeps its own row.
+    const checkNow = new Set<string>();
+    const writer: OutboxWriter = {
+      async add(r) {
+        if (r.kind === 'handover_check' && r.customerId && (r.dueAt ?? now).getTime() <= now.getTime()) checkNow.add(r.customerId);
+        else await outbox.add(r);
+      },
+    };
+    const res = await applyPaymentEvent(sql, writer, merchant, event, now);
+    const handover: string[] = [];
+    for (const customerId of checkNow) handover.push(...(await checkHandover(ctx, sql, outbox, customerId, now)));
     await sql.query(`UPDATE inbound_events SET status = $2, kind = $3, processed_at = $4, error = NULL WHERE id = $1`, [
       stored.id, event.kind === 'ignored' ? 'ignored' : 'processed', event.kind, now,
     ]);
@@ -87,11 +101,14 @@ export async function processEvent(ctx: HubContext, row: OutboxRow): Promise<voi
       [stored.id, res.customerId, res.invoiceId, `${event.kind}: ${event.kind === 'ignored' && typeof event.detail?.note === 'string' ? event.detail.note : res.note}`, event.kind === 'ignored'],
     );
     await completeRow(sql, row.id, now);
-    return res;
+    return { ...res, handover };
   });
   ctx.metrics.events.inc({ provider: stored.provider, kind: event.kind });
   ctx.logger.info('event processed', {
     merchantId: merchant.id, eventId: stored.provider_event_id, provider: stored.provider, kind: event.kind,
     customerId: result.customerId, invoiceId: result.invoiceId, note: result.note,
   });
+  if ('handover' in result && result.handover.length) {
+    ctx.logger.info('hand-over check', { customerId: result.customerId, merchantId: merchant.id, notes: result.handover });
+  }
 }

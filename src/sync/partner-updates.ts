@@ -11,7 +11,8 @@ import type { OutboxWriter } from '../context';
 import type { OutboxRow } from '../outbox/outbox';
 import { completeRow } from '../outbox/outbox';
 import type { CaseRow, ClaimRow } from '../ledger/rows';
-import { addHistory } from '../ledger/history';
+import { addHistory, type HistoryEntry } from '../ledger/history';
+import { addHistoryRows } from '../pipeline/history-rows';
 import { refreshCaseStatus } from '../ledger/case-status';
 import { recordExchanges, type ExchangeEntry } from '../exchanges/exchange-log';
 import { Permanent } from '../pipeline/errors';
@@ -37,13 +38,15 @@ export async function storePartnerUpdates(
       [partnerId, u.id, via, JSON.stringify(u), now],
     );
     // The case tells which merchant this update belongs to; an unknown case is logged without one.
-    const kase = (await sql.query<{ id: string; merchant_id: string; customer_id: string }>(
-      `SELECT id, merchant_id, customer_id FROM cases WHERE partner_id = $1 AND (partner_ref = $2 OR id = $3)`,
-      [partnerId, u.caseId, u.caseReference],
+    // …and the claim its invoice: one read for both.
+    const found = (await sql.query<{ id: string; merchant_id: string; customer_id: string; claim_invoice_id: string | null }>(
+      `SELECT k.id, k.merchant_id, k.customer_id,
+         (SELECT c.invoice_id FROM claims c WHERE c.id = $4 AND c.case_id = k.id) AS claim_invoice_id
+       FROM cases k WHERE k.partner_id = $1 AND (k.partner_ref = $2 OR k.id = $3)`,
+      [partnerId, u.caseId, u.caseReference, u.claimReference ?? null],
     )).rows[0];
-    const claim = u.claimReference && kase
-      ? (await sql.query<{ invoice_id: string }>(`SELECT invoice_id FROM claims WHERE id = $1 AND case_id = $2`, [u.claimReference, kase.id])).rows[0]
-      : undefined;
+    const kase = found ? { id: found.id, merchant_id: found.merchant_id, customer_id: found.customer_id } : undefined;
+    const claim = found?.claim_invoice_id ? { invoice_id: found.claim_invoice_id } : undefined;
     entries.push({
       merchantId: kase?.merchant_id ?? null,
       direction: 'in',
@@ -118,21 +121,33 @@ async function applyToClaim(sql: Sql, claim: ClaimRow, u: AgencyUpdate, source: 
      WHERE id = $1`,
     [claim.id, u.status, u.reason ?? null, collected, u.arrangement ? JSON.stringify(u.arrangement) : null, new Date(u.occurredAt), u.seq, now, amountIsNewer],
   );
-  await addHistory(sql, { merchantId: claim.merchant_id, entity: 'claim', entityId: claim.id, status: u.status, reason: u.reason ?? null, source, occurredAt: u.occurredAt, detail: { updateId: u.id, seq: u.seq, amountCollected: u.amountCollected, arrangement: u.arrangement, note: u.note } }, now);
+  // The claim's and the invoice's timeline entries go in one INSERT at the end.
+  const history: HistoryEntry[] = [
+    { merchantId: claim.merchant_id, entity: 'claim', entityId: claim.id, status: u.status, reason: u.reason ?? null, source, occurredAt: u.occurredAt, detail: { updateId: u.id, seq: u.seq, amountCollected: u.amountCollected, arrangement: u.arrangement, note: u.note } },
+  ];
   // The invoice mirrors its claim, unless the hub already settled it another way (paid to the merchant).
-  const inv = (await sql.query<{ status: string; resolution: string | null }>(`SELECT status, resolution FROM invoices WHERE id = $1 FOR UPDATE`, [claim.invoice_id])).rows[0];
+  const inv = (await sql.query<{ status: string; resolution: string | null; amount_collected: number | string }>(
+    `SELECT status, resolution, amount_collected FROM invoices WHERE id = $1 FOR UPDATE`,
+    [claim.invoice_id],
+  )).rows[0];
   // …or the hub itself ended the claim (withdrawn for a refund, a dispute, a credit note): the
   // agency's confirmation is kept on the claim, and the invoice keeps the reason the hub gave.
   const settledElsewhere = (inv && inv.resolution === 'paid_to_merchant' && inv.status === 'paid') || TERMINAL.includes(claim.status);
+  const resolves = TERMINAL.includes(u.status) || !!u.reason;
+  // The agency confirming what the invoice already shows (its `submitted` after the hand-over,
+  // a repeated progress status) changes nothing a reader sees: no UPDATE, just the timeline entry.
+  // (The invoice's last_update_at/seq are only ever written; ordering is decided on the claim.)
+  const unchanged = !!inv && inv.status === u.status && !resolves && inv.resolution === null && !u.arrangement && Number(inv.amount_collected) === collected;
   if (!settledElsewhere) {
-    await sql.query(
+    if (!unchanged) await sql.query(
       `UPDATE invoices SET status = $2, resolution = CASE WHEN $6 THEN COALESCE($3, resolution) ELSE NULL END, amount_collected = $4,
          arrangement = COALESCE($5, arrangement), resolved_by = CASE WHEN $6 THEN $7 ELSE resolved_by END,
          last_update_at = $8, last_update_seq = $9, updated_at = $10 WHERE id = $1`,
-      [claim.invoice_id, u.status, u.reason ?? null, collected, u.arrangement ? JSON.stringify(u.arrangement) : null, TERMINAL.includes(u.status) || !!u.reason, source, new Date(u.occurredAt), u.seq, now],
+      [claim.invoice_id, u.status, u.reason ?? null, collected, u.arrangement ? JSON.stringify(u.arrangement) : null, resolves, source, new Date(u.occurredAt), u.seq, now],
     );
-    await addHistory(sql, { merchantId: claim.merchant_id, entity: 'invoice', entityId: claim.invoice_id, status: u.status, reason: u.reason ?? null, source, occurredAt: u.occurredAt, detail: { updateId: u.id, claimId: claim.id, amountCollected: u.amountCollected, arrangement: u.arrangement, note: u.note } }, now);
+    history.push({ merchantId: claim.merchant_id, entity: 'invoice', entityId: claim.invoice_id, status: u.status, reason: u.reason ?? null, source, occurredAt: u.occurredAt, detail: { updateId: u.id, claimId: claim.id, amountCollected: u.amountCollected, arrangement: u.arrangement, note: u.note } });
   }
+  await addHistoryRows(sql, history, now);
   return true;
 }
 
@@ -169,7 +184,8 @@ export async function applyPartnerUpdate(ctx: HubContext, row: OutboxRow): Promi
         return 'unknown claim';
       }
       applied = await applyToClaim(sql, claim, u, partnerId, now);
-      if (applied) await refreshCaseStatus(sql, kase.id, now, partnerId);
+      // Only an ended claim can end its case: a progress status leaves the case as it is (no reads).
+      if (applied && TERMINAL.includes(u.status)) await refreshCaseStatus(sql, kase.id, now, partnerId);
     } else if (isNewer(u, { at: kase.last_update_at, seq: kase.last_update_seq }) && !(TERMINAL.includes(kase.status) && !TERMINAL.includes(u.status))) {
       // (A case whose claims have all ended is not reopened by an older or progress-only case update.)
       applied = true;

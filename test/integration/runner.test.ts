@@ -42,6 +42,7 @@ describe.each<Backend>(BACKENDS)('outbox runner ($name)', (backend) => {
   let env: BackendEnv;
   let available = true;
   let dispatcher: Dispatcher | undefined;
+  let runner: ReturnType<typeof createOutboxRunner>;
 
   beforeAll(async () => {
     available = await backend.available();
@@ -74,7 +75,8 @@ describe.each<Backend>(BACKENDS)('outbox runner ($name)', (backend) => {
       logger: createLogger({ silent: true }),
       metrics: createMetrics(),
     } as unknown as HubContext;
-    await dispatcher.startWorkers(['partner.refagency'], createOutboxRunner(ctx), 4);
+    runner = createOutboxRunner(ctx);
+    await dispatcher.startWorkers(['partner.refagency'], runner, 4);
     return ctx;
   }
 
@@ -132,10 +134,17 @@ describe.each<Backend>(BACKENDS)('outbox runner ($name)', (backend) => {
 
   maybe('a run whose claim hit a database outage runs again once the reconciler re-dispatches the row', async () => {
     let failClaims = 1;
+    // The claim is the run's first database call (a statement of its own or a transaction).
     const flaky: Database = {
       ...env.db,
       kind: env.db.kind,
-      query: (text, params) => env.db.query(text, params),
+      query: (text, params) => {
+        if (failClaims > 0) {
+          failClaims--;
+          return Promise.reject(new DatabaseUnavailable(new Error('connect ECONNREFUSED 127.0.0.1:5432')));
+        }
+        return env.db.query(text, params);
+      },
       tx: (fn) => {
         if (failClaims > 0) {
           failClaims--;
@@ -152,5 +161,61 @@ describe.each<Backend>(BACKENDS)('outbox runner ($name)', (backend) => {
     const row = await settle(ctx, item.id, 'done');
     expect(row).toMatchObject({ status: 'done', attempts: 1 });
     expect(stageCalls.get(item.key)).toBe(1);
+  });
+
+  // Regression test: this once failed (database-outage fault suite: a row stayed in flight for
+  // its whole lease). The claim is one UPDATE of its own; when the connection breaks after the
+  // server committed it, the runner does not know the row is now in flight under its lease.
+  maybe('a claim that committed but whose answer was lost is given back once the database answers, not after the lease', async () => {
+    let loseAnswers = 1;
+    const flaky: Database = {
+      ...env.db,
+      kind: env.db.kind,
+      query: async (text, params) => {
+        if (loseAnswers > 0 && /^\s*UPDATE outbox SET status = 'in_flight'/.test(text)) {
+          loseAnswers--;
+          await env.db.query(text, params); // the server carries it out…
+          throw new DatabaseUnavailable(new Error('Connection terminated unexpectedly')); // …the answer never comes
+        }
+        return env.db.query(text, params);
+      },
+    };
+    const ctx = await start(flaky);
+    const item = await addClaimRow(['ok']);
+    await ctx.dispatcher.dispatch([item]);
+    await waitFor(async () => loseAnswers === 0 && (await ctx.dispatcher.pending()) === 0, 5000, 20, 'the first run to end');
+    // In flight under the 30 s lease, the stage never called: without the runner's help it would sit there.
+    expect(await get(item.id)).toMatchObject({ status: 'in_flight', attempts: 1 });
+    expect(stageCalls.get(item.key) ?? 0).toBe(0);
+    expect(await runner.releaseAbandoned()).toBe(1);
+    expect(await get(item.id)).toMatchObject({ status: 'pending', attempts: 0, locked_until: null });
+    const row = await settle(ctx, item.id, 'done');
+    expect(row).toMatchObject({ status: 'done', attempts: 1 });
+    expect(stageCalls.get(item.key)).toBe(1);
+  });
+
+  maybe('a claim that failed before the server ran it leaves nothing to give back', async () => {
+    let failClaims = 1;
+    const flaky: Database = {
+      ...env.db,
+      kind: env.db.kind,
+      query: (text, params) => {
+        if (failClaims > 0 && /^\s*UPDATE outbox SET status = 'in_flight'/.test(text)) {
+          failClaims--;
+          return Promise.reject(new DatabaseUnavailable(new Error('connect ECONNREFUSED 127.0.0.1:5432')));
+        }
+        return env.db.query(text, params);
+      },
+    };
+    const ctx = await start(flaky);
+    const item = await addClaimRow(['ok']);
+    await ctx.dispatcher.dispatch([item]);
+    await waitFor(async () => failClaims === 0 && (await ctx.dispatcher.pending()) === 0, 5000, 20, 'the first run to end');
+    // Remembered, but the lease fence matches no row: nothing is released, the row is untouched.
+    expect(await runner.releaseAbandoned()).toBe(0);
+    expect(await get(item.id)).toMatchObject({ status: 'pending', attempts: 0 });
+    expect(await runner.releaseAbandoned()).toBe(0);
+    const row = await settle(ctx, item.id, 'done');
+    expect(row).toMatchObject({ status: 'done', attempts: 1 });
   });
 });
