@@ -62,10 +62,28 @@ function ttlOf(ttlSeconds: number | undefined): number {
   return Math.min(Math.floor(ttlSeconds), MAX_TOKEN_TTL_SECONDS);
 }
 
+/** Partners' shared secrets held at once; more than this (secrets rotated many times) starts the cache over. */
+const MAX_CACHED_SECRETS = 64;
+
 export function createHubSigner(opts: { hubId: string; key?: HubKey }): HubSigner {
   if (!opts.hubId) throw new Error('hub signer: hubId is required (it is the iss of every token)');
   const key = opts.key;
   const privateKey = key ? loadHubKey(key) : undefined;
+  /**
+   * HS256 secrets as KeyObjects, built once per secret. Given a string, jsonwebtoken first tries
+   * (and fails) to parse it as a PEM private key, then builds a secret key — on every call, and
+   * every agency call signs a token. Keyed by the secret itself, so a rotated secret is a new key.
+   */
+  const secretKeys = new Map<string, crypto.KeyObject>();
+  const secretKey = (secret: string): crypto.KeyObject => {
+    let k = secretKeys.get(secret);
+    if (!k) {
+      if (secretKeys.size >= MAX_CACHED_SECRETS) secretKeys.clear();
+      k = crypto.createSecretKey(Buffer.from(secret, 'utf8'));
+      secretKeys.set(secret, k);
+    }
+    return k;
+  };
 
   return {
     sign({ audience, alg, secret, ttlSeconds }) {
@@ -78,7 +96,7 @@ export function createHubSigner(opts: { hubId: string; key?: HubKey }): HubSigne
         if (Buffer.byteLength(secret, 'utf8') < MIN_HS256_SECRET_BYTES) {
           throw new Error(`hub signer: HS256 secret for ${audience} is shorter than ${MIN_HS256_SECRET_BYTES} bytes`);
         }
-        signingKey = secret;
+        signingKey = secretKey(secret);
       } else if (alg === 'RS256' || alg === 'ES256') {
         if (!key || !privateKey) throw new Error(`hub signer: ${alg} token for ${audience} needs the hub key, none is configured`);
         if (key.alg !== alg) throw new Error(`hub signer: ${alg} token for ${audience} asked, but the hub key ${key.kid} is ${key.alg}`);

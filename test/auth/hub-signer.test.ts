@@ -114,4 +114,24 @@ describe('generateHubKey', () => {
     expect(crypto.createPrivateKey(ec.privateKeyPem).asymmetricKeyDetails?.namedCurve).toBe('prime256v1');
     expect(ec.kid).not.toBe(rsa.kid);
   });
+  it('builds the HS256 key once per secret, and a rotated secret signs with the new one at once', () => {
+    const spy = jest.spyOn(crypto, 'createSecretKey');
+    try {
+      const signer = createHubSigner({ hubId: 'hub' });
+      const tokens = Array.from({ length: 5 }, () => signer.sign({ audience: 'refagency', alg: 'HS256', secret: SECRET }));
+      expect(spy).toHaveBeenCalledTimes(1);
+      for (const t of tokens) expect(() => jwt.verify(t, SECRET, { algorithms: ['HS256'], issuer: 'hub', audience: 'refagency' })).not.toThrow();
+
+      const rotated = `${SECRET}-rotated`;
+      const next = signer.sign({ audience: 'refagency', alg: 'HS256', secret: rotated });
+      expect(spy).toHaveBeenCalledTimes(2);
+      expect(() => jwt.verify(next, rotated, { algorithms: ['HS256'] })).not.toThrow();
+      expect(() => jwt.verify(next, SECRET, { algorithms: ['HS256'] })).toThrow(/invalid signature/);
+      // Another partner's secret is its own key: nothing signed for one verifies with the other.
+      const other = 'another-partner-secret-of-32-bytes-or-more';
+      expect(() => jwt.verify(signer.sign({ audience: 'other', alg: 'HS256', secret: other }), SECRET, { algorithms: ['HS256'] })).toThrow(/invalid signature/);
+    } finally {
+      spy.mockRestore();
+    }
+  });
 });
