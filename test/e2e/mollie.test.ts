@@ -90,6 +90,14 @@ describe.each<Mode>(['embedded', 'services'])('Mollie → agency (%s mode)', (mo
     const simCase = stack.sim.case(inv.case.partnerRef);
     expect(simCase.claims).toHaveLength(1);
     expect(simCase.claims[0].principal).toEqual({ value: 4900, currency: 'EUR' });
+    // What the agency accepted (201) carried the PSP, its raw SEPA reason code and the canonical reason.
+    const out = await stack.get(`/v1/sync-log?direction=out&case=${inv.case.id}`);
+    const submit = out.body.data.find((x: { operation: string }) => x.operation === 'POST /v1/cases');
+    expect(submit).toMatchObject({ httpStatus: 201, outcome: 'ok' });
+    const sentClaims = (typeof submit.request === 'string' ? JSON.parse(submit.request) : submit.request).claims;
+    expect(sentClaims).toEqual([
+      expect.objectContaining({ reference: inv.claim.id, principal: { value: 4900, currency: 'EUR' }, failure: { provider: 'mollie', code: 'AM04', reason: 'insufficient_funds' } }),
+    ]);
     expect(simCase.debtor).toMatchObject({ name: 'Jan Jansen', type: 'consumer' });
     expect(casesPosted()).toBe(before + 1);
     const customer = await stack.get(`/v1/customers/${customerId}`);

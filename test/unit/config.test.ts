@@ -67,6 +67,62 @@ describe('parseConfig on the example file', () => {
   });
 });
 
+/**
+ * Un-comment the block of the example that starts at the commented line `# <key>:` (and its
+ * commented continuation lines, indented deeper), so the optional blocks the file documents are
+ * checked against the schema too.
+ */
+function uncommentBlock(text: string, key: string): string {
+  const lines = text.split('\n');
+  const start = lines.findIndex((l) => new RegExp(`^\\s*# (- id: ${key}\\b|${key}:)`).test(l));
+  if (start < 0) throw new Error(`no commented block ${key} in the example`);
+  const hash = lines[start].indexOf('#');
+  const out = [...lines];
+  out[start] = lines[start].slice(0, hash) + lines[start].slice(hash + 2);
+  for (let i = start + 1; i < lines.length; i++) {
+    const l = lines[i];
+    if (l.indexOf('#') !== hash || !l.slice(hash + 1).startsWith('   ')) break;
+    // Continuation comments of a value (`#        # …`) are comments still, and stay so.
+    if (/^\s*#\s+#/.test(l) && !/^\s*#\s+# [a-zA-Z]+:/.test(l)) continue;
+    out[i] = l.slice(0, hash) + l.slice(hash + 2);
+  }
+  return out.join('\n');
+}
+
+describe('the optional blocks documented in the example (commented out there)', () => {
+  const env = {
+    ACME_MOLLIE_KEY: 'test_abcdefghijklmnopqrstuvwxyz123456', ACME_MOLLIE_WHSEC: 'mollie-signing-secret',
+    ACME_ADYEN_HMAC: '44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056', ACME_ADYEN_BASIC_PASSWORD: 'basic-password',
+    ACME_GOCARDLESS_WHSEC: 'gocardless-endpoint-secret', ACME_GOCARDLESS_TOKEN: 'sandbox_token',
+    RIVERTY_CLIENT_SECRET: 'riverty-client-secret',
+  };
+
+  it('the mollie, adyen and gocardless provider blocks parse as written', () => {
+    let text = EXAMPLE_FILE;
+    for (const key of ['mollie', 'adyen', 'gocardless']) text = uncommentBlock(text, key);
+    const c = parseConfig(text, env);
+    expect(c.merchants[0].providers.mollie).toEqual({ apiKey: env.ACME_MOLLIE_KEY, webhookSigningSecret: env.ACME_MOLLIE_WHSEC, apiBase: 'http://127.0.0.1:4020' });
+    expect(c.merchants[0].providers.adyen).toMatchObject({ hmacKeys: env.ACME_ADYEN_HMAC, basicAuth: { username: 'acme', password: 'basic-password' }, merchantAccount: 'AcmeSubscriptionsNL' });
+    expect(c.merchants[0].providers.gocardless).toMatchObject({ webhookSecret: env.ACME_GOCARDLESS_WHSEC, accessToken: 'sandbox_token' });
+  });
+
+  it('the riverty partner block parses as written', () => {
+    const c = parseConfig(uncommentBlock(EXAMPLE_FILE, 'riverty'), env);
+    const riverty = c.partners.find((p) => p.id === 'riverty')!;
+    expect(riverty.connector).toBe('riverty');
+    expect(riverty.config).toMatchObject({
+      tokenUrl: 'https://login.riverty.example/oauth/token', clientId: 'collection-hub', clientSecret: 'riverty-client-secret',
+      audience: 'back-in-flow', tokenAuth: 'client_secret_post', pull: { everySeconds: 60, limit: 100, gapGraceSeconds: 120 },
+    });
+  });
+
+  it('the policy keys it lists are the ones parsed', () => {
+    expect(parseConfig(EXAMPLE_FILE, {}).merchants[0].policy).toEqual({
+      handoverAfterDays: 14, minAmount: { value: 500, currency: 'EUR' }, stackWindowDays: 45, defaultDebtorType: 'consumer', countryRules: true, noticeAfterDays: 0,
+    });
+  });
+});
+
 describe('a bad config throws ConfigError naming the field path', () => {
   type Doc = ReturnType<typeof exampleDoc>;
   const cases: [string, (d: Doc) => void, string, RegExp | null][] = [

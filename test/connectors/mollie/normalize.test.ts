@@ -184,6 +184,13 @@ describe('amounts are exact minor units with the currency exponent (contract §2
   });
 });
 
+/** The customer the sim's payments belong to, as the normalizer builds it from the fetched Mollie customer. */
+const JAN = (ref: string) => ({ ref, name: 'Jan Jansen', email: 'jan@example.nl', country: 'NL', locale: 'nl-NL', type: 'consumer' });
+/** What the normalizer keeps of a payment for the timeline (`detail`), common to every kind. */
+const paymentDetail = (p: Json) => ({
+  status: p.status, method: p.method, sequenceType: 'recurring', mandateRef: p.mandateId, mode: 'test', webhookType: 'payment.webhook',
+});
+
 describe('a failed card payment', () => {
   it.each([
     ['insufficient_funds', 'insufficient_funds', true],
@@ -196,11 +203,20 @@ describe('a failed card payment', () => {
   ])('maps details.failureReason %s to %s', async (failureReason, reason, retryable) => {
     const p = serve(molliePayments.card({ status: 'failed', customerId: mollieId('cst'), failureReason, failureMessage: 'Localized message' }));
     const ev = await normalize(classic(p.id));
-    expect(ev.kind).toBe('payment_failed');
-    expect(ev.payment).toEqual({ ref: p.id, method: 'card' });
-    expect(ev.failure).toEqual({ code: failureReason, reason, retryable, final: true, message: 'Localized message' });
-    expect(ev.factKey).toBe(`${p.id}:failed`);
-    expect(ev.occurredAt).toBe(new Date(p.failedAt).toISOString());
+    expect(ev).toEqual({
+      merchantId: 'acme',
+      provider: 'mollie',
+      providerEventId: `${p.id}:${RECEIVED.getTime()}`,
+      providerEventType: 'payment.failed',
+      kind: 'payment_failed',
+      occurredAt: new Date(p.failedAt).toISOString(),
+      customer: JAN(p.customerId),
+      invoice: { ref: p.id, amountDue: { value: 4900, currency: 'EUR' }, issuedAt: new Date(p.createdAt).toISOString(), description: p.description },
+      payment: { ref: p.id, method: 'card' },
+      factKey: `${p.id}:failed`,
+      failure: { code: failureReason, reason, retryable, final: true, message: 'Localized message' },
+      detail: paymentDetail(p),
+    });
   });
 });
 
@@ -234,15 +250,23 @@ describe('a paid payment (recovery)', () => {
   it('becomes payment_succeeded with the paid amount, at paidAt', async () => {
     const p = serve(molliePayments.sepaRecurring({ status: 'paid', value: '49.00' }));
     const ev = await normalize(classic(p.id));
-    expect(ev).toMatchObject({
-      kind: 'payment_succeeded',
+    expect(ev).toEqual({
+      merchantId: 'acme',
+      provider: 'mollie',
+      providerEventId: `${p.id}:${RECEIVED.getTime()}`,
       providerEventType: 'payment.paid',
+      kind: 'payment_succeeded',
       occurredAt: new Date(p.paidAt).toISOString(),
-      invoice: { ref: p.id, amountDue: { value: 4900, currency: 'EUR' } },
+      customer: JAN(p.customerId),
+      invoice: {
+        ref: p.id, number: 'ACME-0042', amountDue: { value: 4900, currency: 'EUR' }, dueAt: '2024-06-03T00:00:00.000Z',
+        issuedAt: new Date(p.createdAt).toISOString(), subscriptionRef: p.subscriptionId, description: p.description,
+      },
       payment: { ref: p.id, method: 'sepa_debit', amount: { value: 4900, currency: 'EUR' } },
       factKey: `${p.id}:paid`,
+      // No failure on a recovery.
+      detail: { ...paymentDetail(p), amountPaid: { value: 4900, currency: 'EUR' } },
     });
-    expect(ev.failure).toBeUndefined();
   });
 });
 
@@ -252,15 +276,25 @@ describe('chargebacks and refunds of a paid payment', () => {
     const cb = mollieChargeback({ paymentId: p.id, value: '49.00', createdAt: '2024-07-01T10:00:00+00:00', reasonCode: 'MD06', reasonDescription: 'Refund request by end customer' });
     fake.addChargeback(cb);
     const ev = await normalize(classic(p.id));
-    expect(ev).toMatchObject({
-      kind: 'chargeback',
+    expect(ev).toEqual({
+      merchantId: 'acme',
+      provider: 'mollie',
+      providerEventId: `${p.id}:${RECEIVED.getTime()}`,
       providerEventType: 'payment.chargeback',
+      kind: 'chargeback',
       occurredAt: '2024-07-01T10:00:00.000Z',
+      customer: JAN(p.customerId),
+      invoice: {
+        ref: p.id, number: 'ACME-0042', amountDue: { value: 4900, currency: 'EUR' }, dueAt: '2024-06-03T00:00:00.000Z',
+        issuedAt: new Date(p.createdAt).toISOString(), subscriptionRef: p.subscriptionId, description: p.description,
+      },
       payment: { ref: p.id, method: 'sepa_debit', amount: { value: 4900, currency: 'EUR' } },
-      invoice: { ref: p.id },
-      failure: { code: 'MD06', reason: 'disputed', message: 'Refund request by end customer', retryable: false, final: true },
       factKey: `${p.id}:chargeback:${cb.id}`,
-      detail: { chargebackRef: cb.id, chargebackReason: 'MD06', amountChargedBack: { value: 4900, currency: 'EUR' } },
+      failure: { code: 'MD06', reason: 'disputed', message: 'Refund request by end customer', retryable: false, final: true },
+      detail: {
+        ...paymentDetail(p), chargebackRef: cb.id, chargebackReason: 'MD06',
+        amount: { value: 4900, currency: 'EUR' }, amountChargedBack: { value: 4900, currency: 'EUR' },
+      },
     });
   });
 
