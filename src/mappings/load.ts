@@ -14,7 +14,8 @@ export const MAPPINGS_DIR = path.resolve(__dirname, '../../mappings');
 const failureRule = z.object({
   reason: z.enum(FAILURE_REASONS),
   retryable: z.boolean(),
-  source: z.string().optional(),
+  /** Where the rule comes from (a PSP doc, a scheme rulebook): required, so no rule is unsourced. */
+  source: z.string().min(1),
 });
 
 const pspFile = z.object({

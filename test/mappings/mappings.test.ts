@@ -95,6 +95,11 @@ describe('a mapping naming an unknown canonical reason', () => {
     expect(() => loadPspMapping('fakepsp', dir)).toThrow(/fakeshared\.yaml: failureCodes\.ZZ99\.reason:/);
   });
 
+  it('a rule without a source fails to load, naming the key', () => {
+    write('fakepsp', ['provider: fakepsp', 'failureCodes:', '  card_melted:', '    reason: card_declined', '    retryable: false'].join('\n'));
+    expect(() => loadPspMapping('fakepsp', dir)).toThrow(/fakepsp\.yaml: failureCodes\.card_melted\.source:/);
+  });
+
   it('and an event mapped to an unknown kind fails the same way', () => {
     write('fakepsp', 'provider: fakepsp\nevents:\n  thing.happened: payment_exploded\n');
     expect(() => loadPspMapping('fakepsp', dir)).toThrow(/fakepsp\.yaml: events\.thing\.happened:/);
