@@ -94,14 +94,16 @@ describe.each<Mode>(['embedded', 'services'])('hand-over check inline (%s mode)'
     const invoices = [0, 1, 2].map((k) => ({ ...base, invoice: `${base.invoice}x${k}`, amount: 1000 + k, created: now() - 60 + k, nextPaymentAttempt: null, failureCode: 'insufficient_funds' }));
     const answers = await Promise.all(invoices.map((f) => s.sendStripe('acme', stripeEvents.paymentFailed(f))));
     expect(answers.map((a) => a.status)).toEqual([200, 200, 200]);
-    const cases = await waitFor(async () => {
-      const list = (await s.get(`/v1/cases?customer=${base.customer}`)).body?.data ?? [];
+    // The case list is read only once the condition holds: read before the count, it could miss a
+    // claim that landed between the two reads (principal 2001 with three claims stored).
+    await waitFor(async () => {
       const claims = (await s.hub.ctx.db.query<{ n: number }>(
         `SELECT count(*)::int AS n FROM claims k JOIN invoices i ON i.id = k.invoice_id WHERE i.provider_ref = ANY($1::text[])`,
         [invoices.map((f) => f.invoice)],
       )).rows[0].n;
-      return claims === 3 ? list : null;
+      return claims === 3 ? true : null;
     }, 20_000, 100, 'three claims');
+    const cases = (await s.get(`/v1/cases?customer=${base.customer}`)).body?.data ?? [];
     expect(cases).toHaveLength(1);
     expect(cases[0].principal).toEqual({ value: 3003, currency: 'EUR' });
     expect((await outboxOf(s, base.customer)).map((r) => r.kind)).not.toContain('handover_check');
