@@ -178,7 +178,7 @@ export function dashboardApiRouter(ctx: HubContext): Router {
     const merchantId = req.merchantId!;
     const from = isoParam(req, 'from');
     const to = isoParam(req, 'to');
-    const report = await buildLeakageReport(ctx.db, merchantId, { from, to, now: ctx.clock.now() });
+    const report = await buildLeakageReport(ctx.db, merchantId, { from, to, now: ctx.clock.now(), merchant: ctx.merchants.get(merchantId) });
     startCsv(res, `leakage-${merchantId}-${stamp(ctx.clock.now())}.csv`);
     let out = csvLine(LEAKAGE_COLUMNS);
     for (const i of report.items) {

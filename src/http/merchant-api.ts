@@ -372,7 +372,7 @@ export function merchantApiRouter(ctx: HubContext, opts: MerchantApiOptions = {}
     const merchantId = merchantOf(req);
     const from = q(req, 'from');
     const to = q(req, 'to');
-    res.json(await buildLeakageReport(ctx.db, merchantId, { from: from ? timeParam('from', from) : undefined, to: to ? timeParam('to', to) : undefined, now: ctx.clock.now() }));
+    res.json(await buildLeakageReport(ctx.db, merchantId, { from: from ? timeParam('from', from) : undefined, to: to ? timeParam('to', to) : undefined, now: ctx.clock.now(), merchant: ctx.merchants.get(merchantId) }));
   });
 
   return router;

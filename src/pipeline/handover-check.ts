@@ -152,7 +152,7 @@ export async function checkHandover(ctx: HubContext, sql: Sql, outbox: OutboxWri
 }
 
 /** When the debtor got (or is taken to have got) the pre-hand-over letter for this invoice. */
-function reminderDate(inv: InvoiceRow & { reminder_sent_at?: Date | null }, noticeAfterDays: number): Date {
+export function reminderDate(inv: InvoiceRow & { reminder_sent_at?: Date | null }, noticeAfterDays: number): Date {
   if (inv.reminder_sent_at) return new Date(inv.reminder_sent_at);
   return new Date(new Date(inv.first_failed_at ?? inv.created_at).getTime() + noticeAfterDays * DAY_MS);
 }
