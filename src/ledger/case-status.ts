@@ -1,25 +1,73 @@
 /**
- * A case closes only when every claim has (issue 4): after any claim changes, derive the
- * case's end state from its claims.
+ * A case's status follows its claims (issue 4: a case closes only when every claim has; issue 12,
+ * hole 9: a case does not stay `submitted` while its claims progress one by one). The rule is a
+ * pure function (`deriveCaseStatus`) of the case's claims; `refreshCaseStatus` applies it after a
+ * claim changes.
+ *
+ * The rule, in order:
+ *  1. every claim has ended → `paid` (paid_to_merchant when every claim was, else paid_in_full),
+ *     `withdrawn`, `uncollectible` when all ended that way, else `closed`;
+ *  2. money came in on some claim (a claim `paid`, `partially_paid`, or with an amount collected)
+ *     while others are still live → `partially_paid`;
+ *  3. every live claim paused the same way → `on_hold` or `disputed`;
+ *  4. otherwise the least-advanced live claim that is not paused: `submitted` < `in_collection` <
+ *     `arrangement` (the case is as far as the claim furthest behind).
+ * An agency's own case-level update still sets the case's status directly; the next claim change
+ * derives it again.
  */
 import type { Sql } from '../store/db';
 import { addHistory } from './history';
 
 const TERMINAL = ['paid', 'withdrawn', 'uncollectible', 'closed'];
+const PAUSED = ['on_hold', 'disputed'];
+/** How far a live claim has come; anything unlisted counts as the start. */
+const PROGRESS = ['submitted', 'in_collection', 'arrangement'];
+
+export interface ClaimFacts {
+  status: string;
+  resolution: string | null;
+  amount_collected?: number | string | null;
+}
+
+export interface DerivedCaseStatus {
+  status: string;
+  resolution: string | null;
+  /** The case has ended (closed_at is set). */
+  ended: boolean;
+}
+
+/** The status the case's claims call for, or null when there are no claims (nothing to derive). */
+export function deriveCaseStatus(claims: ClaimFacts[]): DerivedCaseStatus | null {
+  if (!claims.length) return null;
+  const live = claims.filter((c) => !TERMINAL.includes(c.status));
+  if (!live.length) {
+    const all = (s: string) => claims.every((x) => x.status === s);
+    if (all('paid')) return { status: 'paid', resolution: claims.every((x) => x.resolution === 'paid_to_merchant') ? 'paid_to_merchant' : 'paid_in_full', ended: true };
+    if (all('withdrawn')) return { status: 'withdrawn', resolution: 'withdrawn_by_merchant', ended: true };
+    if (all('uncollectible')) return { status: 'uncollectible', resolution: claims[0].resolution ?? 'written_off', ended: true };
+    return { status: 'closed', resolution: null, ended: true };
+  }
+  const moneyIn = claims.some((c) => c.status === 'paid' || c.status === 'partially_paid' || Number(c.amount_collected ?? 0) > 0);
+  if (moneyIn) return { status: 'partially_paid', resolution: null, ended: false };
+  for (const p of PAUSED) if (live.every((c) => c.status === p)) return { status: p, resolution: null, ended: false };
+  const moving = live.filter((c) => !PAUSED.includes(c.status));
+  const rank = (s: string) => Math.max(0, PROGRESS.indexOf(s));
+  const least = moving.reduce((m, c) => (rank(c.status) < rank(m.status) ? c : m), moving[0]);
+  return { status: PROGRESS[rank(least.status)], resolution: null, ended: false };
+}
 
 export async function refreshCaseStatus(sql: Sql, caseId: string, now: Date, source: string): Promise<void> {
-  const c = await sql.query<{ status: string; merchant_id: string }>(`SELECT status, merchant_id FROM cases WHERE id = $1`, [caseId]);
+  const c = await sql.query<{ status: string; merchant_id: string; resolution: string | null }>(`SELECT status, merchant_id, resolution FROM cases WHERE id = $1`, [caseId]);
   if (!c.rows[0] || TERMINAL.includes(c.rows[0].status)) return;
-  const claims = await sql.query<{ status: string; resolution: string | null }>(`SELECT status, resolution FROM claims WHERE case_id = $1`, [caseId]);
-  if (!claims.rows.length || claims.rows.some((x) => !TERMINAL.includes(x.status))) return;
-  const all = (s: string) => claims.rows.every((x) => x.status === s);
-  const [status, resolution] = all('paid')
-    ? ['paid', claims.rows.every((x) => x.resolution === 'paid_to_merchant') ? 'paid_to_merchant' : 'paid_in_full']
-    : all('withdrawn')
-      ? ['withdrawn', 'withdrawn_by_merchant']
-      : all('uncollectible')
-        ? ['uncollectible', claims.rows[0].resolution ?? 'written_off']
-        : ['closed', null];
-  await sql.query(`UPDATE cases SET status = $2, resolution = $3, closed_at = $4, updated_at = $4 WHERE id = $1`, [caseId, status, resolution, now]);
-  await addHistory(sql, { merchantId: c.rows[0].merchant_id, entity: 'case', entityId: caseId, status, reason: resolution, source, occurredAt: now, detail: { derived: 'every claim has ended' } }, now);
+  const claims = await sql.query<ClaimFacts>(`SELECT status, resolution, amount_collected FROM claims WHERE case_id = $1`, [caseId]);
+  const next = deriveCaseStatus(claims.rows);
+  if (!next || next.status === c.rows[0].status) return;
+  await sql.query(
+    `UPDATE cases SET status = $2, resolution = $3, closed_at = CASE WHEN $5 THEN $4 ELSE closed_at END, updated_at = $4 WHERE id = $1`,
+    [caseId, next.status, next.resolution, now, next.ended],
+  );
+  await addHistory(sql, {
+    merchantId: c.rows[0].merchant_id, entity: 'case', entityId: caseId, status: next.status, reason: next.resolution, source, occurredAt: now,
+    detail: { derived: next.ended ? 'every claim has ended' : 'from its claims (README, "Case status")' },
+  }, now);
 }

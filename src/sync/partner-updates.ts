@@ -10,7 +10,8 @@ import type { Sql } from '../store/db';
 import type { OutboxWriter } from '../context';
 import type { OutboxRow } from '../outbox/outbox';
 import { completeRow } from '../outbox/outbox';
-import type { CaseRow, ClaimRow } from '../ledger/rows';
+import type { CaseRow, ClaimRow, InvoiceRow } from '../ledger/rows';
+import { decideCollection } from '../ledger/owed-back';
 import { addHistory, type HistoryEntry } from '../ledger/history';
 import { addHistoryRows } from '../pipeline/history-rows';
 import { refreshCaseStatus } from '../ledger/case-status';
@@ -88,27 +89,54 @@ export function isNewer(u: { occurredAt: string; seq: number }, last: { at: Date
  * amount is kept even from an update too old to change the status: the end state is then the
  * same in whatever order the updates came (a case-level update may have ended the claim first).
  */
-async function keepCollected(sql: Sql, claim: ClaimRow & { amount_update_at?: Date | null; amount_update_seq?: number | null }, u: AgencyUpdate, caseLevel: boolean): Promise<void> {
+async function keepCollected(sql: Sql, claim: ClaimRow & { amount_update_at?: Date | null; amount_update_seq?: number | null }, u: AgencyUpdate, caseLevel: boolean, source: string, now: Date): Promise<void> {
   if (caseLevel || !u.amountCollected) return;
   if (!isNewer(u, { at: claim.amount_update_at ?? null, seq: claim.amount_update_seq ?? null })) return;
   await sql.query(`UPDATE claims SET amount_collected = $2, amount_update_at = $3, amount_update_seq = $4 WHERE id = $1`, [
     claim.id, u.amountCollected.value, new Date(u.occurredAt), u.seq,
   ]);
+  const inv = (await sql.query<InvoiceRow>(`SELECT * FROM invoices WHERE id = $1 FOR UPDATE`, [claim.invoice_id])).rows[0];
+  if (inv) await addHistoryRows(sql, await keepInvoiceCollected(sql, inv, claim, u.amountCollected.value, u, source, now), now);
+}
+
+/**
+ * What the agency collected reaches the invoice whatever its status — also after the debtor paid
+ * the merchant through the PSP (issue 12, hole 1: the agency collected before it heard of the
+ * payment) — and any overlap with the PSP payment is owed back to the debtor: invoices.amount_owed_back,
+ * a line in the sync log, and the returned `owed_back` timeline row (src/ledger/owed-back.ts decides).
+ */
+async function keepInvoiceCollected(
+  sql: Sql, inv: InvoiceRow, claim: ClaimRow, collected: number, u: AgencyUpdate, source: string, now: Date,
+  /** The caller already wrote amount_collected: only an owed-back change is left to write. */
+  collectedWritten = false,
+): Promise<HistoryEntry[]> {
+  const money = {
+    id: inv.id, merchantId: inv.merchant_id, currency: inv.currency, amountDue: Number(inv.amount_due), amountPaid: Number(inv.amount_paid),
+    amountCollected: Number(inv.amount_collected), amountOwedBack: Number(inv.amount_owed_back ?? 0),
+  };
+  const d = decideCollection(money, collected, { source, occurredAt: u.occurredAt, detail: { updateId: u.id, claimId: claim.id } });
+  if ((d.amountCollected === null || collectedWritten) && !d.owed) return [];
   await sql.query(
-    `UPDATE invoices SET amount_collected = $2 WHERE id = $1 AND NOT (status = 'paid' AND resolution = 'paid_to_merchant')`,
-    [claim.invoice_id, u.amountCollected.value],
+    `UPDATE invoices SET amount_collected = $2, amount_owed_back = GREATEST(amount_owed_back, $3), updated_at = $4 WHERE id = $1`,
+    [inv.id, collected, d.owed?.amount ?? 0, now],
   );
+  if (!d.owed) return [];
+  await recordExchanges(sql, [{
+    merchantId: inv.merchant_id, direction: 'in', party: source, operation: 'owed back', outcome: 'ok', customerId: inv.customer_id, invoiceId: inv.id,
+    caseId: claim.case_id, summary: `update ${u.id}: ${d.owed.summary}`, at: now,
+  }]);
+  return [d.owed.history];
 }
 
 async function applyToClaim(sql: Sql, claim: ClaimRow, u: AgencyUpdate, source: string, now: Date, caseLevel = false): Promise<boolean> {
   if (!isNewer(u, { at: claim.last_update_at, seq: claim.last_update_seq })) {
-    await keepCollected(sql, claim, u, caseLevel);
+    await keepCollected(sql, claim, u, caseLevel, source, now);
     return false;
   }
   // A claim that has ended (paid to the merchant, withdrawn, collected) is not reopened by a
   // progress update; only another end (the agency's own close of it) is recorded.
   if (TERMINAL.includes(claim.status) && !TERMINAL.includes(u.status)) {
-    await keepCollected(sql, claim, u, caseLevel);
+    await keepCollected(sql, claim, u, caseLevel, source, now);
     return false;
   }
   // A case-level update's amount is the whole case's: it says nothing about what one claim collected.
@@ -126,10 +154,7 @@ async function applyToClaim(sql: Sql, claim: ClaimRow, u: AgencyUpdate, source: 
     { merchantId: claim.merchant_id, entity: 'claim', entityId: claim.id, status: u.status, reason: u.reason ?? null, source, occurredAt: u.occurredAt, detail: { updateId: u.id, seq: u.seq, amountCollected: u.amountCollected, arrangement: u.arrangement, note: u.note } },
   ];
   // The invoice mirrors its claim, unless the hub already settled it another way (paid to the merchant).
-  const inv = (await sql.query<{ status: string; resolution: string | null; amount_collected: number | string }>(
-    `SELECT status, resolution, amount_collected FROM invoices WHERE id = $1 FOR UPDATE`,
-    [claim.invoice_id],
-  )).rows[0];
+  const inv = (await sql.query<InvoiceRow>(`SELECT * FROM invoices WHERE id = $1 FOR UPDATE`, [claim.invoice_id])).rows[0];
   // …or the hub itself ended the claim (withdrawn for a refund, a dispute, a credit note): the
   // agency's confirmation is kept on the claim, and the invoice keeps the reason the hub gave.
   const settledElsewhere = (inv && inv.resolution === 'paid_to_merchant' && inv.status === 'paid') || TERMINAL.includes(claim.status);
@@ -146,6 +171,11 @@ async function applyToClaim(sql: Sql, claim: ClaimRow, u: AgencyUpdate, source: 
       [claim.invoice_id, u.status, u.reason ?? null, collected, u.arrangement ? JSON.stringify(u.arrangement) : null, resolves, source, new Date(u.occurredAt), u.seq, now],
     );
     history.push({ merchantId: claim.merchant_id, entity: 'invoice', entityId: claim.invoice_id, status: u.status, reason: u.reason ?? null, source, occurredAt: u.occurredAt, detail: { updateId: u.id, claimId: claim.id, amountCollected: u.amountCollected, arrangement: u.arrangement, note: u.note } });
+  }
+  // The money: what the agency collected, and any overlap with a PSP payment (owed back), also on
+  // an invoice settled another way (the row above left it alone).
+  if (inv && (!settledElsewhere || (amountIsNewer && u.amountCollected))) {
+    history.push(...(await keepInvoiceCollected(sql, inv, claim, collected, u, source, now, !settledElsewhere)));
   }
   await addHistoryRows(sql, history, now);
   return true;
@@ -184,8 +214,8 @@ export async function applyPartnerUpdate(ctx: HubContext, row: OutboxRow): Promi
         return 'unknown claim';
       }
       applied = await applyToClaim(sql, claim, u, partnerId, now);
-      // Only an ended claim can end its case: a progress status leaves the case as it is (no reads).
-      if (applied && TERMINAL.includes(u.status)) await refreshCaseStatus(sql, kase.id, now, partnerId);
+      // The case follows its claims (src/ledger/case-status.ts): progress too, not only an end.
+      if (applied) await refreshCaseStatus(sql, kase.id, now, partnerId);
     } else if (isNewer(u, { at: kase.last_update_at, seq: kase.last_update_seq }) && !(TERMINAL.includes(kase.status) && !TERMINAL.includes(u.status))) {
       // (A case whose claims have all ended is not reopened by an older or progress-only case update.)
       applied = true;

@@ -1,0 +1,42 @@
+/**
+ * A case's status follows its claims (src/ledger/case-status.ts `deriveCaseStatus`, issue 12,
+ * hole 9): it does not stay `submitted` while its claims progress one by one.
+ */
+import { deriveCaseStatus, type ClaimFacts } from '../../src/ledger/case-status';
+
+const claim = (status: string, patch: Partial<ClaimFacts> = {}): ClaimFacts => ({ status, resolution: null, amount_collected: 0, ...patch });
+
+describe('case status from its claims', () => {
+  it('no claims: nothing to derive', () => {
+    expect(deriveCaseStatus([])).toBeNull();
+  });
+
+  it('follows its claims as they progress: as far as the claim furthest behind', () => {
+    expect(deriveCaseStatus([claim('submitted'), claim('submitted')])).toMatchObject({ status: 'submitted', ended: false });
+    expect(deriveCaseStatus([claim('in_collection'), claim('submitted')])).toMatchObject({ status: 'submitted' });
+    expect(deriveCaseStatus([claim('in_collection'), claim('in_collection')])).toMatchObject({ status: 'in_collection' });
+    expect(deriveCaseStatus([claim('arrangement'), claim('in_collection')])).toMatchObject({ status: 'in_collection' });
+    expect(deriveCaseStatus([claim('arrangement'), claim('arrangement')])).toMatchObject({ status: 'arrangement' });
+  });
+
+  it('money in on some claim while others are live: partially_paid', () => {
+    expect(deriveCaseStatus([claim('paid', { resolution: 'paid_in_full', amount_collected: 1000 }), claim('in_collection')])).toMatchObject({ status: 'partially_paid', resolution: null, ended: false });
+    expect(deriveCaseStatus([claim('partially_paid', { amount_collected: 300 }), claim('submitted')])).toMatchObject({ status: 'partially_paid' });
+    expect(deriveCaseStatus([claim('arrangement', { amount_collected: 300 }), claim('arrangement')])).toMatchObject({ status: 'partially_paid' });
+  });
+
+  it('paused claims: the case is on hold or disputed only when every live claim is; else the others lead', () => {
+    expect(deriveCaseStatus([claim('on_hold'), claim('on_hold'), claim('withdrawn')])).toMatchObject({ status: 'on_hold' });
+    expect(deriveCaseStatus([claim('disputed')])).toMatchObject({ status: 'disputed' });
+    expect(deriveCaseStatus([claim('on_hold'), claim('in_collection')])).toMatchObject({ status: 'in_collection' });
+    expect(deriveCaseStatus([claim('on_hold'), claim('disputed'), claim('arrangement')])).toMatchObject({ status: 'arrangement' });
+  });
+
+  it('every claim ended: the case ends the way they did', () => {
+    expect(deriveCaseStatus([claim('paid', { resolution: 'paid_in_full' }), claim('paid', { resolution: 'paid_to_merchant' })])).toEqual({ status: 'paid', resolution: 'paid_in_full', ended: true });
+    expect(deriveCaseStatus([claim('paid', { resolution: 'paid_to_merchant' })])).toEqual({ status: 'paid', resolution: 'paid_to_merchant', ended: true });
+    expect(deriveCaseStatus([claim('withdrawn'), claim('withdrawn')])).toEqual({ status: 'withdrawn', resolution: 'withdrawn_by_merchant', ended: true });
+    expect(deriveCaseStatus([claim('uncollectible', { resolution: 'debtor_insolvent' })])).toEqual({ status: 'uncollectible', resolution: 'debtor_insolvent', ended: true });
+    expect(deriveCaseStatus([claim('paid', { resolution: 'paid_in_full' }), claim('withdrawn')])).toEqual({ status: 'closed', resolution: null, ended: true });
+  });
+});
