@@ -47,7 +47,8 @@ export const standardWebhookSecretSchema = z.string().superRefine((s, ctx) => {
 });
 
 /** Events a merchant endpoint can receive (src/notify/events.ts). */
-export const MERCHANT_WEBHOOK_EVENT_TYPES = ['invoice.status_changed', 'case.status_changed'] as const;
+// invoice.owed_back: the debtor paid through the PSP and the agency both; the excess is owed back (issue 12).
+export const MERCHANT_WEBHOOK_EVENT_TYPES = ['invoice.status_changed', 'case.status_changed', 'invoice.owed_back'] as const;
 
 /** Where the hub sends the merchant's invoice and case status changes, signed per Standard Webhooks. */
 export const merchantWebhooksSchema = z.strictObject({

@@ -117,6 +117,8 @@ export function invoiceView(inv: InvoiceRow, claim?: ClaimRow | null, kase?: Cas
     amountPaid: money(inv.amount_paid, inv.currency),
     amountCollected: money(inv.amount_collected, inv.currency),
     amountOpen: money(Math.max(0, Number(inv.amount_due) - Number(inv.amount_paid) - Number(inv.amount_collected)), inv.currency),
+    /** Paid through the PSP and to the agency both, beyond what was due: the debtor's money (issue 12). */
+    amountOwedBack: money(inv.amount_owed_back ?? 0, inv.currency),
     failure: inv.failure_code
       ? { code: inv.failure_code, reason: inv.failure_reason, message: inv.failure_message, retryable: inv.failure_retryable, final: inv.failure_final, count: inv.failure_count, firstAt: iso(inv.first_failed_at), lastAt: iso(inv.last_failed_at) }
       : null,
@@ -155,14 +157,15 @@ export async function customerView(sql: Sql, merchantId: string, c: CustomerRow)
   const invoices = (await sql.query<InvoiceRow>(`SELECT * FROM invoices WHERE merchant_id = $1 AND customer_id = $2 ORDER BY COALESCE(issued_at, created_at), id`, [merchantId, c.id])).rows;
   const cases = (await sql.query<CaseRow>(`SELECT * FROM cases WHERE merchant_id = $1 AND customer_id = $2 ORDER BY opened_at`, [merchantId, c.id])).rows;
   const byStatus: Record<string, { count: number; amount: { value: number; currency: string }[] }> = {};
-  const totals = new Map<string, { open: number; collected: number; paidToMerchant: number }>();
+  const totals = new Map<string, { open: number; collected: number; paidToMerchant: number; owedBack: number }>();
   for (const inv of invoices) {
     const s = (byStatus[inv.status] ??= { count: 0, amount: [] });
     s.count++;
     const m = s.amount.find((a) => a.currency === inv.currency);
     if (m) m.value += Number(inv.amount_due);
     else s.amount.push(money(inv.amount_due, inv.currency));
-    const t = totals.get(inv.currency) ?? { open: 0, collected: 0, paidToMerchant: 0 };
+    const t = totals.get(inv.currency) ?? { open: 0, collected: 0, paidToMerchant: 0, owedBack: 0 };
+    t.owedBack += Number(inv.amount_owed_back ?? 0);
     const open = ['open', 'pending_handover', ...IN_COLLECTION].includes(inv.status) && inv.failure_count > 0;
     if (open) t.open += Math.max(0, Number(inv.amount_due) - Number(inv.amount_paid) - Number(inv.amount_collected));
     t.collected += Number(inv.amount_collected);
@@ -182,7 +185,7 @@ export async function customerView(sql: Sql, merchantId: string, c: CustomerRow)
     type: c.type,
     mandateStatus: c.mandate_status,
     subscriptionStatus: c.subscription_status,
-    amounts: [...totals.entries()].map(([currency, t]) => ({ currency, open: money(t.open, currency), collected: money(t.collected, currency), paidToMerchantAfterFailure: money(t.paidToMerchant, currency) })),
+    amounts: [...totals.entries()].map(([currency, t]) => ({ currency, open: money(t.open, currency), collected: money(t.collected, currency), paidToMerchantAfterFailure: money(t.paidToMerchant, currency), owedBackToDebtor: money(t.owedBack, currency) })),
     invoiceCount: invoices.length,
     byStatus,
     openCases: liveCases.map((k) => ({ id: k.id, partner: k.partner_id, partnerRef: k.partner_ref, status: k.status })),
@@ -190,7 +193,7 @@ export async function customerView(sql: Sql, merchantId: string, c: CustomerRow)
     lastFailure: c.last_failure_code ? { code: c.last_failure_code, reason: c.last_failure_reason, at: iso(c.last_failure_at) } : null,
     failureReasons: Object.entries(failures.reduce<Record<string, number>>((acc, i) => ((acc[i.failure_reason ?? 'unknown'] = (acc[i.failure_reason ?? 'unknown'] ?? 0) + 1), acc), {})).map(([reason, count]) => ({ reason, count })),
     lastOutcome: resolved[0] ? { invoiceId: resolved[0].id, status: resolved[0].status, resolution: resolved[0].resolution, by: resolved[0].resolved_by, at: iso(resolved[0].updated_at) } : null,
-    invoices: invoices.map((i) => ({ id: i.id, ref: i.provider_ref, number: i.number, status: i.status, resolution: i.resolution, amountDue: money(i.amount_due, i.currency), amountCollected: money(i.amount_collected, i.currency), failureReason: i.failure_reason, caseId: i.case_id })),
+    invoices: invoices.map((i) => ({ id: i.id, ref: i.provider_ref, number: i.number, status: i.status, resolution: i.resolution, amountDue: money(i.amount_due, i.currency), amountCollected: money(i.amount_collected, i.currency), amountOwedBack: money(i.amount_owed_back ?? 0, i.currency), failureReason: i.failure_reason, caseId: i.case_id })),
   };
 }
 

@@ -21,6 +21,8 @@ import { handoverDueAt } from '../policy/handover-policy';
 import { partnerLane } from '../outbox/outbox';
 import { refreshCaseStatus } from './case-status';
 import { writeBackIdempotencyKey } from '../notify/stripe-writeback-stage';
+import { decidePaymentEvent, invoiceStateOf, type LiveClaim, type PaymentDecision } from './payment-decision';
+import { addHistoryRows } from '../pipeline/history-rows';
 
 export interface LedgerResult {
   customerId: string | null;
@@ -28,9 +30,6 @@ export interface LedgerResult {
   /** One line for the log and the event's row. */
   note: string;
 }
-
-/** Invoice statuses in which the hub may still hand the invoice over. */
-const BEFORE_HANDOVER = ['open', 'pending_handover'];
 
 const isLive = (status: string) => !TERMINAL_STATUSES.includes(status as never);
 
@@ -229,6 +228,45 @@ async function recordEcho(sql: Sql, ev: PaymentEvent, invoice: InvoiceRow, echo:
   );
 }
 
+/** The invoice's live claim with the partner that holds it: the state a payment decision needs. */
+async function liveClaimWithPartner(sql: Sql, invoiceId: string): Promise<LiveClaim | null> {
+  const r = await sql.query<{ id: string; case_id: string; status: string; partner_id: string }>(
+    `SELECT c.id, c.case_id, c.status, k.partner_id FROM claims c JOIN cases k ON k.id = c.case_id
+      WHERE c.invoice_id = $1 AND c.status NOT IN ('withdrawn','closed','paid','uncollectible') ORDER BY c.created_at DESC LIMIT 1`,
+    [invoiceId],
+  );
+  const c = r.rows[0];
+  return c ? { id: c.id, caseId: c.case_id, status: c.status, partnerId: c.partner_id } : null;
+}
+
+const PATCH_COLUMNS = {
+  status: 'status', resolution: 'resolution', resolvedBy: 'resolved_by', amountPaid: 'amount_paid', amountCollected: 'amount_collected',
+  amountOwedBack: 'amount_owed_back', lastEventAt: 'last_event_at',
+} as const;
+
+/** The SQL edge of a pure decision: write exactly what it returns, in its order. */
+export async function writeDecision(sql: Sql, outbox: OutboxWriter, invoiceId: string, d: PaymentDecision, now: Date, source: string): Promise<void> {
+  const params: unknown[] = [invoiceId];
+  const sets: string[] = [];
+  for (const [key, column] of Object.entries(PATCH_COLUMNS)) {
+    if (!(key in d.invoicePatch)) continue;
+    params.push(d.invoicePatch[key as keyof typeof PATCH_COLUMNS]);
+    sets.push(`${column} = $${params.length}`);
+  }
+  // Only a change a reader sees moves updated_at (the ordering stamp alone does not).
+  if (sets.length > ('lastEventAt' in d.invoicePatch ? 1 : 0)) {
+    params.push(now);
+    sets.push(`updated_at = $${params.length}`);
+  }
+  if (sets.length) await sql.query(`UPDATE invoices SET ${sets.join(', ')} WHERE id = $1`, params);
+  if (d.claimPatch) {
+    await sql.query(`UPDATE claims SET status = $2, resolution = $3, updated_at = $4 WHERE id = $1`, [d.claimPatch.id, d.claimPatch.status, d.claimPatch.resolution, now]);
+  }
+  await addHistoryRows(sql, d.history, now);
+  for (const row of d.outbox) await outbox.add(row);
+  if (d.refreshCaseId) await refreshCaseStatus(sql, d.refreshCaseId, now, source);
+}
+
 async function partnerOfCase(sql: Sql, caseId: string): Promise<string> {
   const r = await sql.query<{ partner_id: string }>(`SELECT partner_id FROM cases WHERE id = $1`, [caseId]);
   return r.rows[0].partner_id;
@@ -347,58 +385,12 @@ export async function applyPaymentEvent(
         await rememberPaymentRefs(sql, ev, invoice.id);
         return result('paid without a known failure: recorded as settled');
       }
+      // The decision is pure (src/ledger/payment-decision.ts): load the state, decide, write.
       const echo = await writeBackEcho(sql, ev, invoice.id);
-      if (echo) {
-        // Our own "paid out of band" coming back: the agency's collection is already counted
-        // (amount_collected); counting it as paid to the merchant too, or reporting it, would double it.
-        await recordEcho(sql, ev, invoice, echo, now);
-        return result(`echo of our write-back (${echo.action}, delivery ${echo.outboxId}): not a new payment, invoice stays ${invoice.status}`);
-      }
-      await rememberPaymentRefs(sql, ev, invoice.id);
-      const paid = ev.payment?.amount?.value ?? invoice.amount_due;
-      await sql.query(`UPDATE invoices SET amount_paid = GREATEST(amount_paid, $2), updated_at = $3 WHERE id = $1`, [invoice.id, paid, now]);
-      const collected = Number(invoice.amount_collected);
-      if (collected > 0 && collected + Number(paid) > Number(invoice.amount_due)) {
-        // The agency already collected this invoice and the debtor paid the PSP as well: money
-        // the merchant holds twice and owes back. Nothing to send anywhere, but it must not pass
-        // as an ordinary payment — it is on the timeline and in the sync log for the merchant.
-        const overpaid = collected + Number(paid) - Number(invoice.amount_due);
-        await addHistory(
-          sql,
-          { merchantId: ev.merchantId, entity: 'invoice', entityId: invoice.id, status: 'paid_twice', reason: invoice.resolution ?? undefined, source: ev.provider, occurredAt: ev.occurredAt, detail: { collectedByAgency: collected, paidToMerchant: Number(paid), overpaid, currency: invoice.currency, event: ev.providerEventType } },
-          now,
-        );
-        await touch(invoice);
-        return result(`paid twice: the agency collected ${collected} and the debtor also paid ${paid} through ${ev.provider}; ${overpaid} ${invoice.currency} is owed back to the debtor`);
-      }
-      const claim = await liveClaimOf(sql, invoice.id);
-      if (claim) {
-        // Paid through the PSP after hand-over: tell the agency at once, so nobody is collected twice.
-        await sql.query(`UPDATE claims SET status = 'paid', resolution = 'paid_to_merchant', updated_at = $2 WHERE id = $1`, [claim.id, now]);
-        await addHistory(sql, { merchantId: ev.merchantId, entity: 'claim', entityId: claim.id, status: 'paid', reason: 'paid_to_merchant', source: ev.provider, occurredAt: ev.occurredAt }, now);
-        await setInvoiceStatus(sql, invoice, 'paid', 'paid_to_merchant', ev.provider, ev, now);
-        const partnerId = await partnerOfCase(sql, claim.case_id);
-        await outbox.add({
-          kind: 'agency.report_payment',
-          lane: partnerLane(partnerId),
-          payload: { caseId: claim.case_id, claimId: claim.id, amount: { value: paid, currency: invoice.currency }, paidAt: ev.occurredAt, channel: ev.provider },
-          idempotencyKey: `payment-${claim.id}-${ev.providerEventId}`,
-          merchantId: ev.merchantId,
-          customerId: invoice.customer_id,
-          invoiceId: invoice.id,
-          caseId: claim.case_id,
-        });
-        await refreshCaseStatus(sql, claim.case_id, now, ev.provider);
-        await touch(invoice);
-        return result('paid after hand-over: reported to the partner');
-      }
-      if (BEFORE_HANDOVER.includes(invoice.status) && newer(invoice)) {
-        await setInvoiceStatus(sql, invoice, invoice.failure_count > 0 ? 'recovered' : 'settled', 'paid_in_full', ev.provider, ev, now);
-        await touch(invoice);
-        return result('recovered by the PSP before hand-over');
-      }
-      await touch(invoice);
-      return result(`payment recorded (invoice is ${invoice.status})`);
+      if (!echo) await rememberPaymentRefs(sql, ev, invoice.id);
+      const decision = decidePaymentEvent({ invoice: invoiceStateOf(invoice), liveClaim: echo ? null : await liveClaimWithPartner(sql, invoice.id), echo }, ev);
+      await writeDecision(sql, outbox, invoice.id, decision, now, ev.provider);
+      return result(decision.note);
     }
 
     case 'invoice_voided':

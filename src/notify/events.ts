@@ -44,6 +44,8 @@ export interface StatusChange {
   reason: string | null;
   source: string;
   occurredAt: string;
+  /** Only on invoice.owed_back: what is owed back to the debtor in total. */
+  amount?: { value: number; currency: string };
 }
 
 const iso = (d: Date | string | null | undefined) => (d ? new Date(d).toISOString() : null);
@@ -54,6 +56,8 @@ const money = (value: number | string, currency: string) => ({ value: Number(val
  * (timeline-only entries such as `payment_failed`, `withdrawal_sent`, claim rows).
  */
 export function eventTypeOf(h: Pick<HistoryRow, 'entity' | 'status'>): MerchantEventType | null {
+  // Not a status: money the debtor paid twice, which the merchant must pay back (src/ledger/owed-back.ts).
+  if (h.entity === 'invoice' && h.status === 'owed_back') return 'invoice.owed_back';
   if (h.entity === 'invoice' && (INVOICE_STATUSES as readonly string[]).includes(h.status)) return 'invoice.status_changed';
   if (h.entity === 'case' && (COLLECTION_STATUSES as readonly string[]).includes(h.status)) return 'case.status_changed';
   return null;
@@ -63,7 +67,10 @@ export function eventTypeOf(h: Pick<HistoryRow, 'entity' | 'status'>): MerchantE
 export const eventIdOf = (historyId: number | string) => `msg_h${historyId}`;
 
 function change(h: HistoryRow): StatusChange {
-  return { status: h.status, reason: h.reason ?? null, source: h.source, occurredAt: new Date(h.occurred_at).toISOString() };
+  const c: StatusChange = { status: h.status, reason: h.reason ?? null, source: h.source, occurredAt: new Date(h.occurred_at).toISOString() };
+  // invoice.owed_back: the total now owed back to the debtor (the invoice's amountOwedBack, as of this change).
+  if (h.status === 'owed_back' && h.detail && typeof h.detail.amount === 'number') c.amount = money(h.detail.amount, String(h.detail.currency));
+  return c;
 }
 
 export function caseEventView(c: CaseRow, claims: (ClaimRow & { invoice_ref?: string | null })[]) {
@@ -97,7 +104,7 @@ export async function buildEvent(sql: Sql, h: HistoryRow): Promise<{ event: Merc
   const type = eventTypeOf(h);
   if (!type) return null;
   const base = { id: eventIdOf(h.id), type, createdAt: new Date(h.occurred_at).toISOString() };
-  if (type === 'invoice.status_changed') {
+  if (h.entity === 'invoice') {
     const inv = (await sql.query<InvoiceRow>(`SELECT * FROM invoices WHERE id = $1 AND merchant_id = $2`, [h.entity_id, h.merchant_id])).rows[0];
     if (!inv) return null;
     const claim = (await sql.query<ClaimRow>(`SELECT * FROM claims WHERE invoice_id = $1 ORDER BY created_at DESC, id DESC LIMIT 1`, [inv.id])).rows[0] ?? null;

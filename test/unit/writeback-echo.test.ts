@@ -195,14 +195,16 @@ describe('echoes of our own Stripe write-back', () => {
 });
 
 describe('a payment on an invoice the agency already collected', () => {
-  it('is flagged as paid twice (timeline + note), not reported to the agency, and the status stays', async () => {
+  // Was "paid twice" (a timeline entry only); since issue 12 an explicit owed-back record
+  // (test/unit/owed-back.test.ts has the rest: partial collections, both orders).
+  it('is owed back to the debtor (amount_owed_back + an owed_back timeline row), not reported to the agency, and the status stays', async () => {
     const r = refs();
     const { inv } = await handedOver(r, { collected: 'paid' });
     const { result, rows } = await apply(event(r, 'payment_succeeded', 'invoice.paid', after(22)));
     expect(rows).toEqual([]);
-    expect(result.note).toMatch(/paid twice: the agency collected 4900 and the debtor also paid 4900 through stripe; 4900 EUR is owed back/);
+    expect(result.note).toMatch(/4900 EUR is owed back to the debtor: paid 4900 through the PSP and 4900 collected by the agency/);
     const now = await invoiceOf(r);
-    expect({ status: now.status, paid: Number(now.amount_paid), collected: Number(now.amount_collected) }).toEqual({ status: 'paid', paid: 4900, collected: 4900 });
-    expect((await historyOf(inv.id)).at(-1)).toEqual({ status: 'paid_twice', detail: expect.objectContaining({ collectedByAgency: 4900, paidToMerchant: 4900, overpaid: 4900 }) });
+    expect({ status: now.status, paid: Number(now.amount_paid), collected: Number(now.amount_collected), owedBack: Number(now.amount_owed_back) }).toEqual({ status: 'paid', paid: 4900, collected: 4900, owedBack: 4900 });
+    expect((await historyOf(inv.id)).at(-1)).toEqual({ status: 'owed_back', detail: expect.objectContaining({ collectedByAgency: 4900, paidToMerchant: 4900, amount: 4900, currency: 'EUR' }) });
   });
 });

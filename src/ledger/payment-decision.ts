@@ -1,0 +1,189 @@
+/**
+ * The money core of the PSP side of the ledger, as pure functions over plain state: what one PSP
+ * payment does to an invoice that the hub already knows — its status and amounts, the claim it is
+ * in, the calls owed to the agency, the timeline rows and the owed-back record. No SQL here: the
+ * ledger's edge (src/ledger/payment-ledger.ts applyPaymentEvent) loads the state, calls
+ * decidePaymentEvent and writes what it returns; the property tests (test/unit/payment-decision.test.ts)
+ * run it over random histories.
+ *
+ * The rules it keeps (README, "Nobody pays twice"; RELIABILITY.md, "Money invariants"):
+ *  - a PSP payment on an invoice whose claim is live is ALWAYS reported to the agency at once
+ *    (`agency.report_payment`, the new money only), also when the agency already collected part
+ *    of it: the claim ends (paid / paid_to_merchant) once PSP-paid + agency-collected covers what
+ *    was due, and otherwise stays live with the payment reported;
+ *  - PSP-paid + agency-collected beyond what was due is owed back to the debtor, recorded once
+ *    (src/ledger/owed-back.ts);
+ *  - an older event never overwrites a newer status (ordered by the PSP's occurredAt); amounts only
+ *    grow, so they are kept from any event.
+ */
+import type { PaymentEvent } from '../domain/types';
+import type { HistoryEntry } from './history';
+import type { InvoiceRow } from './rows';
+import { partnerLane, type OutboxInput } from '../outbox/outbox';
+import { owedBackChange } from './owed-back';
+
+/** The invoice as the decision needs it (numbers as numbers, times as ISO strings). */
+export interface InvoiceState {
+  id: string;
+  merchantId: string;
+  customerId: string;
+  currency: string;
+  status: string;
+  resolution: string | null;
+  resolvedBy: string | null;
+  amountDue: number;
+  amountPaid: number;
+  amountCollected: number;
+  amountOwedBack: number;
+  failureCount: number;
+  /** The PSP time of the newest event applied (ordering). */
+  lastEventAt: string | null;
+}
+
+/** The invoice's claim while it is with an agency (not ended). */
+export interface LiveClaim {
+  id: string;
+  caseId: string;
+  partnerId: string;
+  status: string;
+}
+
+/** The hub's own write-back coming back from the PSP (src/ledger/payment-ledger.ts writeBackEcho). */
+export interface EchoFacts {
+  outboxId: number;
+  action: 'pay' | 'mark_uncollectible';
+  matchedBy: 'idempotency_key' | 'paid_out_of_band';
+}
+
+export interface PaymentState {
+  invoice: InvoiceState;
+  liveClaim: LiveClaim | null;
+  echo: EchoFacts | null;
+}
+
+export type InvoicePatch = Partial<Pick<InvoiceState, 'status' | 'resolution' | 'resolvedBy' | 'amountPaid' | 'amountCollected' | 'amountOwedBack' | 'lastEventAt'>>;
+
+export interface PaymentDecision {
+  invoicePatch: InvoicePatch;
+  /** The claim's end, when the payment ends it. */
+  claimPatch: { id: string; status: string; resolution: string } | null;
+  history: HistoryEntry[];
+  outbox: OutboxInput[];
+  /** A case whose status must be derived again from its claims (src/ledger/case-status.ts). */
+  refreshCaseId: string | null;
+  /** One line for the log and the event's sync-log row. */
+  note: string;
+}
+
+/** Invoice statuses in which the hub may still hand the invoice over. */
+export const BEFORE_HANDOVER = ['open', 'pending_handover'];
+
+const num = (v: unknown) => Number(v ?? 0);
+const isoOrNull = (d: Date | string | null) => (d ? new Date(d).toISOString() : null);
+
+/** The plain state of an invoice row (bigints come back as strings from pg, numbers from PGlite). */
+export function invoiceStateOf(row: InvoiceRow & { amount_owed_back?: number | string | null }): InvoiceState {
+  return {
+    id: row.id, merchantId: row.merchant_id, customerId: row.customer_id, currency: row.currency, status: row.status,
+    resolution: row.resolution, resolvedBy: row.resolved_by,
+    amountDue: num(row.amount_due), amountPaid: num(row.amount_paid), amountCollected: num(row.amount_collected), amountOwedBack: num(row.amount_owed_back),
+    failureCount: num(row.failure_count), lastEventAt: isoOrNull(row.last_event_at),
+  };
+}
+
+/** Is the event at least as new as the newest one applied to the invoice? */
+export function isNewerEvent(invoice: Pick<InvoiceState, 'lastEventAt'>, occurredAt: string): boolean {
+  return !invoice.lastEventAt || new Date(occurredAt).getTime() >= new Date(invoice.lastEventAt).getTime();
+}
+
+const nothing = (note: string): PaymentDecision => ({ invoicePatch: {}, claimPatch: null, history: [], outbox: [], refreshCaseId: null, note });
+
+/**
+ * What one PSP event does to an invoice the hub knows. Today the payment (`payment_succeeded`) is
+ * decided here; the other kinds keep their branches in applyPaymentEvent.
+ */
+export function decidePaymentEvent(state: PaymentState, ev: PaymentEvent): PaymentDecision {
+  if (ev.kind !== 'payment_succeeded') throw new Error(`decidePaymentEvent: ${ev.kind} is decided in applyPaymentEvent`);
+  return decidePayment(state, ev);
+}
+
+function decidePayment({ invoice, liveClaim, echo }: PaymentState, ev: PaymentEvent): PaymentDecision {
+  const at = ev.occurredAt;
+  if (echo) {
+    // Our own "paid out of band" coming back: the agency's collection is already counted
+    // (amount_collected); counting it as paid to the merchant too, or reporting it, would double it.
+    const d = nothing(`echo of our write-back (${echo.action}, delivery ${echo.outboxId}): not a new payment, invoice stays ${invoice.status}`);
+    d.history.push({
+      merchantId: ev.merchantId, entity: 'invoice', entityId: invoice.id, status: 'psp_writeback_echo', reason: null, source: ev.provider, occurredAt: at,
+      detail: { event: ev.providerEventType, eventId: ev.providerEventId, action: echo.action, writeBackOutboxId: echo.outboxId, matchedBy: echo.matchedBy, invoiceStatus: invoice.status },
+    });
+    return d;
+  }
+  const newer = isNewerEvent(invoice, at);
+  // What the PSP says is paid on this invoice so far. Stripe reports the invoice's running total,
+  // and one payment comes as several events (invoice.paid and invoice.payment_succeeded;
+  // GoCardless confirmed and paid_out): the highest total counts, so nothing is counted twice.
+  const reported = ev.payment?.amount?.value ?? invoice.amountDue;
+  const amountPaid = Math.max(invoice.amountPaid, reported);
+  const added = amountPaid - invoice.amountPaid;
+  const d = nothing('');
+  if (added > 0) d.invoicePatch.amountPaid = amountPaid;
+  if (newer) d.invoicePatch.lastEventAt = new Date(at).toISOString();
+  const statusEntry = (status: string, resolution: string | null): HistoryEntry => ({
+    merchantId: ev.merchantId, entity: 'invoice', entityId: invoice.id, status, reason: resolution, source: ev.provider, occurredAt: at,
+    detail: { event: ev.providerEventType, eventId: ev.providerEventId },
+  });
+
+  if (liveClaim) {
+    if (added <= 0) {
+      d.note = `payment already reported to the partner (the PSP reports ${amountPaid} ${invoice.currency} paid, as before)`;
+    } else {
+      // Paid through the PSP while the agency collects: tell the agency at once, whatever it has
+      // collected meanwhile, so nobody is collected twice (contract §5, POST …/payments).
+      d.outbox.push({
+        kind: 'agency.report_payment',
+        lane: partnerLane(liveClaim.partnerId),
+        payload: { caseId: liveClaim.caseId, claimId: liveClaim.id, amount: { value: added, currency: invoice.currency }, paidAt: at, channel: ev.provider },
+        idempotencyKey: `payment-${liveClaim.id}-${ev.providerEventId}`,
+        merchantId: ev.merchantId,
+        customerId: invoice.customerId,
+        invoiceId: invoice.id,
+        caseId: liveClaim.caseId,
+      });
+      const covered = amountPaid + invoice.amountCollected >= invoice.amountDue;
+      if (covered) {
+        d.claimPatch = { id: liveClaim.id, status: 'paid', resolution: 'paid_to_merchant' };
+        d.history.push({ merchantId: ev.merchantId, entity: 'claim', entityId: liveClaim.id, status: 'paid', reason: 'paid_to_merchant', source: ev.provider, occurredAt: at });
+        Object.assign(d.invoicePatch, { status: 'paid', resolution: 'paid_to_merchant', resolvedBy: ev.provider });
+        d.history.push(statusEntry('paid', 'paid_to_merchant'));
+        d.refreshCaseId = liveClaim.caseId;
+        d.note = 'paid after hand-over: reported to the partner';
+      } else {
+        const open = invoice.amountDue - amountPaid - invoice.amountCollected;
+        d.history.push({
+          merchantId: ev.merchantId, entity: 'invoice', entityId: invoice.id, status: 'partly_paid_to_merchant', reason: null, source: ev.provider, occurredAt: at,
+          detail: { event: ev.providerEventType, eventId: ev.providerEventId, amount: { value: added, currency: invoice.currency }, paidToMerchant: amountPaid, open },
+        });
+        d.note = `part paid after hand-over: reported to the partner (${added} ${invoice.currency}; ${open} still open, the claim stays with the agency)`;
+      }
+    }
+  } else if (BEFORE_HANDOVER.includes(invoice.status) && newer) {
+    const status = invoice.failureCount > 0 ? 'recovered' : 'settled';
+    Object.assign(d.invoicePatch, { status, resolution: 'paid_in_full', resolvedBy: ev.provider });
+    d.history.push(statusEntry(status, 'paid_in_full'));
+    d.note = 'recovered by the PSP before hand-over';
+  } else {
+    d.note = `payment recorded (invoice is ${invoice.status})`;
+  }
+
+  const owed = owedBackChange(
+    { ...invoice, amountPaid },
+    { source: ev.provider, occurredAt: at, detail: { event: ev.providerEventType, eventId: ev.providerEventId } },
+  );
+  if (owed) {
+    d.invoicePatch.amountOwedBack = owed.amount;
+    d.history.push(owed.history);
+    d.note += `; ${owed.summary.replace(' owed back', ' is owed back')}`;
+  }
+  return d;
+}
