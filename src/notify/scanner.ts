@@ -58,6 +58,36 @@ export function writeBackActionOf(
   return null;
 }
 
+type StatusFacts = Pick<HistoryRow, 'status' | 'reason' | 'detail'>;
+
+const sameJson = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+
+/**
+ * Whether a status row only repeats the entity's previous status change (issue 12, hole 9): an
+ * agency confirming the `submitted` the hub already recorded, or sending the current status again
+ * with nothing new. The row stays on the timeline; the merchant gets no event for it. A change of
+ * reason, of the amount collected or of the arrangement is news, even under the same status.
+ */
+export function repeatsPrevious(previous: StatusFacts | null | undefined, h: StatusFacts): boolean {
+  if (!previous) return false;
+  return previous.status === h.status
+    && (previous.reason ?? null) === (h.reason ?? null)
+    && sameJson(previous.detail?.amountCollected, h.detail?.amountCollected)
+    && sameJson(previous.detail?.arrangement, h.detail?.arrangement);
+}
+
+/** The entity's status change just before this row (in the scanner's (txid, id) order), among the statuses of the same event type. */
+async function previousChange(sql: Sql, h: ScannedRow): Promise<StatusFacts | null> {
+  const r = await sql.query<StatusFacts & { entity: string }>(
+    `SELECT entity, status, reason, detail FROM status_history
+     WHERE entity = $1 AND entity_id = $2 AND (txid, id) < ($3::xid8, $4::bigint)
+     ORDER BY txid DESC, id DESC LIMIT 20`,
+    [h.entity, h.entity_id, h.txid, h.id],
+  );
+  // Timeline-only entries (payment_failed, withdrawal_sent…) between two changes do not count.
+  return r.rows.find((p) => eventTypeOf(p) === eventTypeOf(h)) ?? null;
+}
+
 async function notifyFor(ctx: HubContext, sql: Sql, outbox: OutboxWriter, h: ScannedRow): Promise<{ webhooks: number; writeBacks: number }> {
   const out = { webhooks: 0, writeBacks: 0 };
   const merchant = ctx.merchants.get(h.merchant_id);
@@ -66,7 +96,7 @@ async function notifyFor(ctx: HubContext, sql: Sql, outbox: OutboxWriter, h: Sca
   if (!type) return out;
 
   const hooks = merchant.webhooks;
-  if (hooks && (!hooks.events || hooks.events.includes(type))) {
+  if (hooks && (!hooks.events || hooks.events.includes(type)) && !repeatsPrevious(await previousChange(sql, h), h)) {
     const built = await buildEvent(sql, h);
     if (built) {
       await outbox.add({
