@@ -54,7 +54,7 @@ export interface InvoiceRow {
   last_update_seq: number | null;
   reminder_sent_at: Date | null;
   /** PSP-paid + agency-collected beyond amount_due: the debtor's money (migration 008, src/ledger/owed-back.ts). */
-  amount_owed_back: number;
+  amount_owed_back?: number;
   created_at: Date;
   updated_at: Date;
 }
