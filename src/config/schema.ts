@@ -24,11 +24,25 @@ export const policySchema = z.object({
    */
   countryRules: z.boolean().default(true),
   /**
-   * When the merchant's own dunning sends the pre-hand-over letter (the 14-day letter in NL),
-   * in days after the first failure, unless the merchant reports the date per invoice
-   * (`POST /v1/invoices/:ref/reminder`).
+   * Letter evidence (src/policy/letter-evidence.ts): the merchant states that its own dunning
+   * sends the country rule's letter (the NL 14-day letter) on this day after the first failure.
+   * No default: without it (or a date reported per invoice, `POST /v1/invoices/:ref/reminder`)
+   * the hub has no evidence of a letter, so no statutory costs (art. 6:96 lid 6 BW).
    */
-  noticeAfterDays: z.number().int().min(0).max(3650).default(0),
+  dunningLetterAfterDays: z.number().int().min(0).max(3650).optional(),
+  /**
+   * An invoice under a letter rule without letter evidence: `wait` (default) keeps it waiting
+   * ("waiting for letter evidence"); `hand_over_without_costs` hands it over with no statutory
+   * costs and says why (for a merchant whose agency sends the letter itself).
+   */
+  withoutLetterEvidence: z.enum(['wait', 'hand_over_without_costs']).default('wait'),
+  /** The merchant cannot deduct VAT: statutory costs are charged plus VAT where the rule allows (WIK: Stb. 2012/141 art. 2 lid 3). */
+  costsIncludeVat: z.boolean().default(false),
+  /** Replaced by `dunningLetterAfterDays` (which has no default): refused, so no config keeps assuming a letter. */
+  noticeAfterDays: z
+    .unknown()
+    .refine((v) => v === undefined, { error: 'noticeAfterDays was replaced by dunningLetterAfterDays: set it only when your dunning sends the 14-day letter on that day after the first failure (README "Country rules")' })
+    .optional(),
 });
 export type Policy = z.infer<typeof policySchema>;
 

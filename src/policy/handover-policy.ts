@@ -10,6 +10,7 @@
  */
 import type { Policy } from '../config/schema';
 import { DAY_MS } from '../domain/clock';
+import { AWAITING_LETTER_WHY } from './letter-evidence';
 
 export interface HandoverCandidate {
   invoiceId: string;
@@ -20,6 +21,8 @@ export interface HandoverCandidate {
   firstFailedAt: Date;
   /** A country rule's notice gate: not before this moment (the debtor's term after the letter). */
   notBefore?: Date | null;
+  /** The rule asks for a letter and none is evidenced (src/policy/letter-evidence.ts): not before one is. */
+  awaitingLetter?: boolean;
 }
 
 export interface OpenCase {
@@ -49,8 +52,11 @@ export function decideHandover(input: {
   openCase?: OpenCase | null;
 }): HandoverDecision {
   const { now, policy, candidates, openCase } = input;
-  const final = candidates.filter((c) => c.failureFinal && c.amountOpen > 0);
-  if (!final.length) return { action: 'wait', until: null, why: 'no final failure yet (the PSP is still retrying)' };
+  const finalAll = candidates.filter((c) => c.failureFinal && c.amountOpen > 0);
+  if (!finalAll.length) return { action: 'wait', until: null, why: 'no final failure yet (the PSP is still retrying)' };
+  // No letter evidenced, no known end of the notice term: such an invoice waits for evidence (no date to wake up at).
+  const final = finalAll.filter((c) => !c.awaitingLetter);
+  if (!final.length) return { action: 'wait', until: null, why: AWAITING_LETTER_WHY };
   const dueAt = (c: HandoverCandidate) => Math.max(handoverDueAt(c.firstFailedAt, policy).getTime(), c.notBefore?.getTime() ?? 0);
   const due = final.filter((c) => dueAt(c) <= now.getTime());
   if (!due.length) {
