@@ -46,6 +46,11 @@ export interface NormalizeContext<Cfg> {
   merchantId: string;
   config: Cfg;
   mapping: PspMapping;
+  /**
+   * The metadata keys under which the merchant puts its own customer id
+   * (`policy.debtorIdentity.metadataKeys`); absent: the defaults of ./merchant-ref.ts.
+   */
+  merchantRefKeys?: readonly string[];
 }
 
 export interface PspConnector<Cfg = unknown> {

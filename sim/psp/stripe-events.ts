@@ -31,6 +31,11 @@ export interface InvoiceFacts {
   method?: 'card' | 'sepa_debit';
   shape?: InvoiceShape;
   business?: boolean;
+  /**
+   * The subscription's metadata, which Stripe copies onto its invoices (`subscription_details`,
+   * Basil: `parent.subscription_details`): where a merchant keeps its own customer id.
+   */
+  subscriptionMetadata?: Record<string, string>;
 }
 
 let seq = 0;
@@ -94,11 +99,11 @@ function invoiceObject(f: InvoiceFacts, status: 'open' | 'paid' | 'uncollectible
       }
     : pi;
   if (shape === 'legacy') {
-    return { ...base, charge: ch, payment_intent: failure, subscription: f.subscription ?? null };
+    return { ...base, charge: ch, payment_intent: failure, subscription: f.subscription ?? null, ...(f.subscriptionMetadata ? { subscription_details: { metadata: f.subscriptionMetadata } } : {}) };
   }
   return {
     ...base,
-    parent: f.subscription ? { type: 'subscription_details', quote_details: null, subscription_details: { metadata: {}, subscription: f.subscription } } : null,
+    parent: f.subscription ? { type: 'subscription_details', quote_details: null, subscription_details: { metadata: f.subscriptionMetadata ?? {}, subscription: f.subscription } } : null,
     payments: { object: 'list', data: [{ id: `inpay_${f.invoice.slice(3)}`, object: 'invoice_payment', payment: { type: 'payment_intent', payment_intent: failure } }] },
   };
 }

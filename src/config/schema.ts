@@ -43,6 +43,19 @@ export const policySchema = z.object({
     .unknown()
     .refine((v) => v === undefined, { error: 'noticeAfterDays was replaced by dunningLetterAfterDays: set it only when your dunning sends the 14-day letter on that day after the first failure (README "Country rules")' })
     .optional(),
+  /**
+   * How one person's customers at several PSPs become one debtor (src/ledger/debtor-key.ts,
+   * README "Debtors across PSPs"): the merchant's own customer id under the first of
+   * `metadataKeys` found in the PSP's customer or payment metadata; else, only when
+   * `matchEmail` is on, the normalised e-mail; else the PSP customer alone.
+   */
+  debtorIdentity: z
+    .strictObject({
+      metadataKeys: z.array(z.string().min(1).max(40)).min(1).default(['customer_id', 'merchantCustomerId']),
+      matchEmail: z.boolean().default(false),
+    })
+    // Optional rather than defaulted, so a Policy written out in code (tests) needs no block; absent = the defaults.
+    .optional(),
 });
 export type Policy = z.infer<typeof policySchema>;
 

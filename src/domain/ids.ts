@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
 
 /** Prefixes chosen not to collide with PSP ids (Stripe `cus_`/`in_`, Mollie `cst_`/`tr_`). */
-export type IdPrefix = 'cust' | 'inv' | 'cse' | 'clm';
+export type IdPrefix = 'cust' | 'inv' | 'cse' | 'clm' | 'dbt';
 
 export function newId(prefix: IdPrefix): string {
   const bytes = randomBytes(20);

@@ -67,6 +67,12 @@ export interface CustomerInfo {
   locale?: string;
   /** Absent when the PSP does not tell: the merchant's policy default applies. */
   type?: DebtorType;
+  /**
+   * The merchant's own id for this person, from the PSP's metadata (`policy.debtorIdentity`) or
+   * a field the PSP defines for it (Adyen `shopperReference`): what makes one debtor of the same
+   * person's customers at several PSPs (src/ledger/debtor-key.ts).
+   */
+  merchantRef?: string;
 }
 
 export interface InvoiceInfo {

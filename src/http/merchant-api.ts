@@ -74,7 +74,13 @@ function limitOf(req: Request, def = 50, max = 500): number {
 const OUTBOX_STATUSES = ['pending', 'in_flight', 'done', 'dead', 'cancelled'];
 
 async function findCustomer(sql: Sql, merchantId: string, ref: string): Promise<CustomerRow | null> {
-  const r = await sql.query<CustomerRow>(`SELECT * FROM customers WHERE merchant_id = $1 AND (id = $2 OR provider_ref = $2) ORDER BY created_at LIMIT 1`, [merchantId, ref]);
+  // The hub's or a PSP's customer id first; else the debtor's id or the merchant's own customer id (issue 12, hole 3).
+  const r = await sql.query<CustomerRow>(
+    `SELECT * FROM customers WHERE merchant_id = $1
+       AND (id = $2 OR provider_ref = $2 OR debtor_id = $2 OR debtor_id = (SELECT id FROM debtors WHERE merchant_id = $1 AND external_ref = $2))
+     ORDER BY (id = $2 OR provider_ref = $2) DESC, created_at LIMIT 1`,
+    [merchantId, ref],
+  );
   return r.rows[0] ?? null;
 }
 
@@ -153,9 +159,20 @@ function caseView(c: CaseRow, claims: ClaimRow[]) {
   };
 }
 
+/**
+ * The customer view is the debtor's (issue 12, hole 3): the invoices and cases of every PSP
+ * customer of the same person, with those PSP identities listed under `debtor`.
+ */
 export async function customerView(sql: Sql, merchantId: string, c: CustomerRow) {
-  const invoices = (await sql.query<InvoiceRow>(`SELECT * FROM invoices WHERE merchant_id = $1 AND customer_id = $2 ORDER BY COALESCE(issued_at, created_at), id`, [merchantId, c.id])).rows;
-  const cases = (await sql.query<CaseRow>(`SELECT * FROM cases WHERE merchant_id = $1 AND customer_id = $2 ORDER BY opened_at`, [merchantId, c.id])).rows;
+  const debtor = (await sql.query<{ id: string; external_ref: string | null; email_norm: string | null }>(
+    `SELECT id, external_ref, email_norm FROM debtors WHERE merchant_id = $1 AND id = $2`, [merchantId, c.debtor_id],
+  )).rows[0];
+  const identities = (await sql.query<CustomerRow>(`SELECT * FROM customers WHERE merchant_id = $1 AND debtor_id = $2 ORDER BY created_at, id`, [merchantId, c.debtor_id])).rows;
+  const invoices = (await sql.query<InvoiceRow>(
+    `SELECT * FROM invoices WHERE merchant_id = $1 AND customer_id = ANY($2::text[]) ORDER BY COALESCE(issued_at, created_at), id`,
+    [merchantId, identities.map((x) => x.id)],
+  )).rows;
+  const cases = (await sql.query<CaseRow>(`SELECT * FROM cases WHERE merchant_id = $1 AND debtor_id = $2 ORDER BY opened_at`, [merchantId, c.debtor_id])).rows;
   const byStatus: Record<string, { count: number; amount: { value: number; currency: string }[] }> = {};
   const totals = new Map<string, { open: number; collected: number; paidToMerchant: number; owedBack: number }>();
   for (const inv of invoices) {
@@ -185,6 +202,13 @@ export async function customerView(sql: Sql, merchantId: string, c: CustomerRow)
     type: c.type,
     mandateStatus: c.mandate_status,
     subscriptionStatus: c.subscription_status,
+    // Who this person is across the merchant's PSPs, and by which key they were joined (README, "Debtors across PSPs").
+    debtor: {
+      id: c.debtor_id,
+      merchantRef: debtor?.external_ref ?? null,
+      matchedBy: debtor?.external_ref ? 'merchant_ref' : debtor?.email_norm ? 'email' : 'psp_customer',
+      identities: identities.map((x) => ({ customerId: x.id, provider: x.provider, ref: x.provider_ref, merchantRef: x.merchant_ref, name: x.name, email: x.email })),
+    },
     amounts: [...totals.entries()].map(([currency, t]) => ({ currency, open: money(t.open, currency), collected: money(t.collected, currency), paidToMerchantAfterFailure: money(t.paidToMerchant, currency), owedBackToDebtor: money(t.owedBack, currency) })),
     invoiceCount: invoices.length,
     byStatus,
@@ -193,7 +217,7 @@ export async function customerView(sql: Sql, merchantId: string, c: CustomerRow)
     lastFailure: c.last_failure_code ? { code: c.last_failure_code, reason: c.last_failure_reason, at: iso(c.last_failure_at) } : null,
     failureReasons: Object.entries(failures.reduce<Record<string, number>>((acc, i) => ((acc[i.failure_reason ?? 'unknown'] = (acc[i.failure_reason ?? 'unknown'] ?? 0) + 1), acc), {})).map(([reason, count]) => ({ reason, count })),
     lastOutcome: resolved[0] ? { invoiceId: resolved[0].id, status: resolved[0].status, resolution: resolved[0].resolution, by: resolved[0].resolved_by, at: iso(resolved[0].updated_at) } : null,
-    invoices: invoices.map((i) => ({ id: i.id, ref: i.provider_ref, number: i.number, status: i.status, resolution: i.resolution, amountDue: money(i.amount_due, i.currency), amountCollected: money(i.amount_collected, i.currency), amountOwedBack: money(i.amount_owed_back ?? 0, i.currency), failureReason: i.failure_reason, caseId: i.case_id })),
+    invoices: invoices.map((i) => ({ id: i.id, ref: i.provider_ref, provider: i.provider, customerId: i.customer_id, number: i.number, status: i.status, resolution: i.resolution, amountDue: money(i.amount_due, i.currency), amountCollected: money(i.amount_collected, i.currency), amountOwedBack: money(i.amount_owed_back ?? 0, i.currency), failureReason: i.failure_reason, caseId: i.case_id })),
   };
 }
 
@@ -223,7 +247,7 @@ export function merchantApiRouter(ctx: HubContext, opts: MerchantApiOptions = {}
     const caseIds = view.cases.map((k) => k.id);
     const claimIds = (await ctx.db.query<{ id: string }>(`SELECT id FROM claims WHERE merchant_id = $1 AND case_id = ANY($2::text[])`, [merchantId, caseIds])).rows.map((r) => r.id);
     const picture = await loadCustomerPicture(ctx.db, merchantId, c.id);
-    res.json({ ...view, ...picture, timeline: await timeline(ctx.db, merchantId, [{ entity: 'customer', ids: [c.id] }, { entity: 'invoice', ids: invIds }, { entity: 'case', ids: caseIds }, { entity: 'claim', ids: claimIds }]) });
+    res.json({ ...view, ...picture, timeline: await timeline(ctx.db, merchantId, [{ entity: 'customer', ids: view.debtor.identities.map((x) => x.customerId) }, { entity: 'invoice', ids: invIds }, { entity: 'case', ids: caseIds }, { entity: 'claim', ids: claimIds }]) });
   });
 
   router.get('/v1/invoices/:ref', async (req, res) => {

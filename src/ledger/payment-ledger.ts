@@ -21,6 +21,7 @@ import { handoverDueAt } from '../policy/handover-policy';
 import { partnerLane } from '../outbox/outbox';
 import { refreshCaseStatus } from './case-status';
 import { writeBackIdempotencyKey } from '../notify/stripe-writeback-stage';
+import { linkDebtor } from './debtors';
 import { decidePaymentEvent, invoiceStateOf, type LiveClaim, type PaymentDecision } from './payment-decision';
 import { addHistoryRows } from '../pipeline/history-rows';
 
@@ -36,19 +37,22 @@ const isLive = (status: string) => !TERMINAL_STATUSES.includes(status as never);
 export async function upsertCustomer(sql: Sql, merchant: MerchantSettings, ev: PaymentEvent, now: Date): Promise<CustomerRow | null> {
   const c = ev.customer;
   if (!c?.ref) return null;
+  // The merchant-level debtor first (src/ledger/debtors.ts): it locks the customer, then the debtor.
+  const { debtorId } = await linkDebtor(sql, ev.merchantId, ev.provider, c, merchant.policy, now);
   const r = await sql.query<CustomerRow>(
-    `INSERT INTO customers (id, merchant_id, provider, provider_ref, name, email, phone, address, country, locale, type, created_at, updated_at)
-     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$12)
+    `INSERT INTO customers (id, merchant_id, provider, provider_ref, name, email, phone, address, country, locale, type, created_at, updated_at, debtor_id, merchant_ref)
+     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$12,$13,$14)
      ON CONFLICT (merchant_id, provider, provider_ref) DO UPDATE SET
        name = COALESCE(EXCLUDED.name, customers.name), email = COALESCE(EXCLUDED.email, customers.email),
        phone = COALESCE(EXCLUDED.phone, customers.phone), address = COALESCE(EXCLUDED.address, customers.address),
        country = COALESCE(EXCLUDED.country, customers.country), locale = COALESCE(EXCLUDED.locale, customers.locale),
+       debtor_id = EXCLUDED.debtor_id, merchant_ref = COALESCE(EXCLUDED.merchant_ref, customers.merchant_ref),
        updated_at = EXCLUDED.updated_at
      RETURNING *`,
     [
       newId('cust'), ev.merchantId, ev.provider, c.ref, c.name ?? null, c.email ?? null, c.phone ?? null,
       c.address ? JSON.stringify(c.address) : null, c.country ?? c.address?.country ?? null, c.locale ?? null,
-      c.type ?? merchant.policy.defaultDebtorType, now,
+      c.type ?? merchant.policy.defaultDebtorType, now, debtorId, c.merchantRef ?? null,
     ],
   );
   return r.rows[0];

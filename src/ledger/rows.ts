@@ -17,6 +17,9 @@ export interface CustomerRow {
   last_failure_code: string | null;
   last_failure_reason: string | null;
   last_failure_at: Date | null;
+  /** The merchant-level debtor (migration 009); the merchant's own id as last seen in PSP metadata. */
+  debtor_id: string;
+  merchant_ref: string | null;
 }
 
 export interface InvoiceRow {
@@ -76,6 +79,7 @@ export interface CaseRow {
   last_update_seq: number | null;
   collection_costs: number | null;
   collection_costs_basis: string | null;
+  debtor_id: string;
 }
 
 export interface ClaimRow {

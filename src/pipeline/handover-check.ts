@@ -36,20 +36,31 @@ export async function runHandoverCheck(ctx: HubContext, row: OutboxRow): Promise
  * first, so checks for one customer run one at a time whichever stage runs them.
  */
 export async function checkHandover(ctx: HubContext, sql: Sql, outbox: OutboxWriter, customerId: string, now: Date): Promise<string[]> {
-  const cust = await sql.query<{ id: string; merchant_id: string; country: string | null; type: 'consumer' | 'business' }>(
-    `SELECT id, merchant_id, country, type FROM customers WHERE id = $1 FOR UPDATE`,
+  const cust = await sql.query<{ id: string; merchant_id: string; country: string | null; type: 'consumer' | 'business'; debtor_id: string }>(
+    `SELECT id, merchant_id, country, type, debtor_id FROM customers WHERE id = $1 FOR UPDATE`,
     [customerId],
   );
   if (!cust.rows[0]) throw new Permanent(`customer ${customerId} not found`);
+  // Cases, stacking and minAmount are per debtor: the same person's customers at every PSP
+  // (issue 12, hole 3; src/ledger/debtor-key.ts). Its row is locked after the customer's (the
+  // ledger's order), so two checks for one debtor never open two cases, whichever PSP ran them.
+  const debtorId = cust.rows[0].debtor_id;
+  await sql.query(`SELECT id FROM debtors WHERE id = $1 FOR UPDATE`, [debtorId]);
   const merchant = ctx.merchants.get(cust.rows[0].merchant_id);
   if (!merchant) throw new Permanent(`merchant ${cust.rows[0].merchant_id} is not configured`);
   const partnerId = merchant.partner;
   // The debtor's consumer law applies: its country when known, else the merchant's.
   const rule = merchant.policy.countryRules ? ruleFor(countryRules(), cust.rows[0].country ?? merchant.country, cust.rows[0].type) : null;
-  const invoices = (await sql.query<InvoiceRow>(
-    `SELECT * FROM invoices WHERE customer_id = $1 AND status = 'pending_handover' ORDER BY first_failed_at, id`,
-    [customerId],
+  const invoices = (await sql.query<InvoiceRow & { customer_country: string | null; customer_type: 'consumer' | 'business' }>(
+    `SELECT i.*, c.country AS customer_country, c.type AS customer_type
+       FROM invoices i JOIN customers c ON c.id = i.customer_id
+      WHERE c.debtor_id = $1 AND i.merchant_id = $2 AND i.status = 'pending_handover' ORDER BY i.first_failed_at, i.id`,
+    [debtorId, merchant.id],
   )).rows;
+  // Each invoice's own customer decides its notice term: one person may be known as NL at one PSP
+  // and not at another (then the merchant's country applies, as for any customer).
+  const ruleOf = (i: { customer_id: string; customer_country: string | null; customer_type: 'consumer' | 'business' }) =>
+    i.customer_id === customerId || !merchant.policy.countryRules ? rule : ruleFor(countryRules(), i.customer_country ?? merchant.country, i.customer_type);
   const out: string[] = [];
   for (const currency of new Set(invoices.map((i) => i.currency))) {
     const candidates: HandoverCandidate[] = invoices
@@ -63,9 +74,9 @@ export async function checkHandover(ctx: HubContext, sql: Sql, outbox: OutboxWri
         notBefore: noticeEndsAt(rule, reminderDate(i, merchant.policy.noticeAfterDays)),
       }));
     const open = (await sql.query<CaseRow>(
-      `SELECT * FROM cases WHERE customer_id = $1 AND partner_id = $2 AND currency = $3
+      `SELECT * FROM cases WHERE debtor_id = $1 AND partner_id = $2 AND currency = $3
          AND status NOT IN ('paid','withdrawn','uncollectible','closed') ORDER BY opened_at DESC LIMIT 1`,
-      [customerId, partnerId, currency],
+      [debtorId, partnerId, currency],
     )).rows[0];
     const decision = decideHandover({
       now, policy: merchant.policy, candidates,
@@ -105,13 +116,13 @@ export async function checkHandover(ctx: HubContext, sql: Sql, outbox: OutboxWri
       return { id: newId('clm'), invoiceId, principal: Math.max(0, Number(inv.amount_due) - Number(inv.amount_paid)) };
     });
     const claimIds = claims.map((c) => c.id);
-    // $1–$7 for both; $8–$11 only for a new case.
+    // $1–$7 for both; $8–$12 only for a new case.
     const caseStep = decision.action === 'open_case'
-      ? `INSERT INTO cases (id, merchant_id, customer_id, partner_id, status, currency, opened_at, last_claim_at, created_at, updated_at, collection_costs, collection_costs_basis)
-         VALUES ($1,$2,$8,$9,'submitted',$3,$4,$4,$4,$4,$10,$11) RETURNING id`
+      ? `INSERT INTO cases (id, merchant_id, customer_id, partner_id, status, currency, opened_at, last_claim_at, created_at, updated_at, collection_costs, collection_costs_basis, debtor_id)
+         VALUES ($1,$2,$8,$9,'submitted',$3,$4,$4,$4,$4,$10,$11,$12) RETURNING id`
       : `UPDATE cases SET last_claim_at = $4, updated_at = $4 WHERE id = $1 RETURNING id`;
     const params: unknown[] = [caseId, merchant.id, currency, now, claimIds, claims.map((c) => c.invoiceId), claims.map((c) => c.principal)];
-    if (decision.action === 'open_case') params.push(customerId, partnerId, costs?.value ?? null, costs?.basis ?? null);
+    if (decision.action === 'open_case') params.push(customerId, partnerId, costs?.value ?? null, costs?.basis ?? null, debtorId);
     await sql.query(
       `WITH kase AS (${caseStep}),
        new_claims AS (

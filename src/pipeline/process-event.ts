@@ -47,7 +47,7 @@ export async function processEvent(ctx: HubContext, row: OutboxRow): Promise<voi
       occurredAt: stored.occurred_at ? new Date(stored.occurred_at).toISOString() : undefined,
       payload: stored.payload,
     },
-    { merchantId: merchant.id, config: providerConfig, mapping },
+    { merchantId: merchant.id, config: providerConfig, mapping, merchantRefKeys: merchant.policy.debtorIdentity?.metadataKeys },
   );
   // The tenant and dedup key come from the stored row, never from the payload.
   event.merchantId = merchant.id;

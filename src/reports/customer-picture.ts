@@ -286,20 +286,30 @@ export function customerPicture(input: PictureInput): CustomerPicture {
   };
 }
 
-/** Read one customer's rows (tenant-scoped) and build the picture. */
+/**
+ * Read the rows (tenant-scoped) and build the picture. It is the debtor's picture (issue 12,
+ * hole 3): the invoices and cases of every PSP customer of the same person as `customerId`.
+ */
 export async function loadCustomerPicture(sql: Sql, merchantId: string, customerId: string): Promise<CustomerPicture> {
-  const invoices = (await sql.query<InvoiceRow>(`SELECT * FROM invoices WHERE merchant_id = $1 AND customer_id = $2 ORDER BY COALESCE(issued_at, created_at), id`, [merchantId, customerId])).rows;
-  const cases = (await sql.query<CaseRow>(`SELECT * FROM cases WHERE merchant_id = $1 AND customer_id = $2 ORDER BY opened_at, id`, [merchantId, customerId])).rows;
+  const customerIds = (await sql.query<{ id: string }>(
+    `SELECT id FROM customers WHERE merchant_id = $1 AND debtor_id = (SELECT debtor_id FROM customers WHERE merchant_id = $1 AND id = $2) ORDER BY id`,
+    [merchantId, customerId],
+  )).rows.map((r) => r.id);
+  const invoices = (await sql.query<InvoiceRow>(`SELECT * FROM invoices WHERE merchant_id = $1 AND customer_id = ANY($2::text[]) ORDER BY COALESCE(issued_at, created_at), id`, [merchantId, customerIds])).rows;
+  const cases = (await sql.query<CaseRow>(
+    `SELECT * FROM cases WHERE merchant_id = $1 AND debtor_id = (SELECT debtor_id FROM customers WHERE merchant_id = $1 AND id = $2) ORDER BY opened_at, id`,
+    [merchantId, customerId],
+  )).rows;
   const claims = (await sql.query<ClaimRow>(
     `SELECT * FROM claims WHERE merchant_id = $1 AND (case_id = ANY($2::text[]) OR invoice_id = ANY($3::text[])) ORDER BY created_at, id`,
     [merchantId, cases.map((k) => k.id), invoices.map((i) => i.id)],
   )).rows;
   const history = (await sql.query<PictureHistoryRow>(
     `SELECT id, entity, entity_id, status, reason, source, detail, occurred_at FROM status_history
-     WHERE merchant_id = $1 AND ((entity = 'customer' AND entity_id = $2) OR (entity = 'invoice' AND entity_id = ANY($3::text[]))
+     WHERE merchant_id = $1 AND ((entity = 'customer' AND entity_id = ANY($2::text[])) OR (entity = 'invoice' AND entity_id = ANY($3::text[]))
        OR (entity = 'case' AND entity_id = ANY($4::text[])) OR (entity = 'claim' AND entity_id = ANY($5::text[])))
      ORDER BY occurred_at, id`,
-    [merchantId, customerId, invoices.map((i) => i.id), cases.map((k) => k.id), claims.map((c) => c.id)],
+    [merchantId, customerIds, invoices.map((i) => i.id), cases.map((k) => k.id), claims.map((c) => c.id)],
   )).rows;
   return customerPicture({ invoices, claims, cases, history });
 }

@@ -24,7 +24,7 @@ function invoice(o: Partial<InvoiceRow> & { id: string }): InvoiceRow {
 const kase = (id: string, partner = 'refagency'): CaseRow => ({
   id, merchant_id: 'acme', customer_id: 'cust_1', partner_id: partner, partner_ref: `case_${id}`, status: 'in_collection', resolution: null, currency: 'EUR',
   opened_at: T('2026-02-01'), submitted_at: T('2026-02-01'), closed_at: null, last_claim_at: T('2026-02-01'), last_update_at: null, last_update_seq: null,
-  collection_costs: null, collection_costs_basis: null,
+  collection_costs: null, collection_costs_basis: null, debtor_id: 'dbt_1',
 });
 
 const claim = (id: string, caseId: string, invoiceId: string, o: Partial<ClaimRow> = {}): ClaimRow => ({

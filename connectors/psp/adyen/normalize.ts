@@ -24,6 +24,7 @@ import { mapFailureCode } from '../../../src/mappings/load';
 import type { PspMapping } from '../../../src/mappings/types';
 import { Permanent } from '../../../src/pipeline/errors';
 import type { NormalizeContext, RawInboundEvent } from '../types';
+import { adyenMetadata, merchantRefOf } from '../merchant-ref';
 import { adyenStoredItemSchema, type AdyenNotificationItem, type AdyenProviderConfig } from './schema';
 
 export const ADYEN_PROVIDER = 'adyen';
@@ -136,7 +137,9 @@ export function normalizeAdyenItem(raw: RawInboundEvent, ctx: NormalizeContext<A
 
   const invoice: InvoiceInfo | undefined = merchantReference ? { ref: merchantReference, amountDue: amount } : undefined;
   const customerOf = (ref: string | undefined): CustomerInfo | undefined =>
-    ref ? compact<CustomerInfo>({ ref, email: str(data.shopperEmail), type: 'consumer' }) : undefined;
+    // The merchant's own customer id (src/ledger/debtor-key.ts): `metadata.<key>` in additionalData, else the
+    // shopperReference, which Adyen defines as the merchant's own id for the shopper (not the order stand-in).
+    ref ? compact<CustomerInfo>({ ref, email: str(data.shopperEmail), type: 'consumer', merchantRef: merchantRefOf([adyenMetadata(data)], ctx.merchantRefKeys) ?? (ref === shopperReference ? ref : undefined) }) : undefined;
 
   // A returned SEPA direct debit arrives as a CHARGEBACK with an ISO reason code (psp-webhooks.md
   // §3.1/§3.5). Only a contested debit (MD06 refund request, MD01 unauthorised, fraud) is a

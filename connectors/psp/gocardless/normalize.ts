@@ -36,6 +36,7 @@ import { mapFailureCode } from '../../../src/mappings/load';
 import type { PspMapping } from '../../../src/mappings/types';
 import { Permanent } from '../../../src/pipeline/errors';
 import type { NormalizeContext, RawInboundEvent } from '../types';
+import { merchantRefOf, withMerchantRef } from '../merchant-ref';
 import { linkOf, type EventLookup } from './lookup';
 import {
   gocardlessEventSchema,
@@ -130,7 +131,9 @@ export function normalizeGoCardlessEvent(
     ...facts.detail,
     lookupErrors: found.errors.length > 0 ? [...found.errors] : undefined,
   });
-  return compact({ ...base, ...facts, detail: Object.keys(detail).length > 0 ? detail : undefined });
+  // The merchant's own customer id (src/ledger/debtor-key.ts): the customer's metadata, then the resource's (in the event).
+  const customer = withMerchantRef(facts.customer, merchantRefOf([found.customer?.id === facts.customer?.ref ? found.customer?.metadata : undefined, event.resource_metadata], ctx.merchantRefKeys));
+  return compact({ ...base, ...facts, customer, detail: Object.keys(detail).length > 0 ? detail : undefined });
 }
 
 // ---------------------------------------------------------------------------------------------

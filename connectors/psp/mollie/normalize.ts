@@ -45,6 +45,7 @@ import {
   type MollieProviderConfig,
   type MollieRefundPayload,
 } from './schema';
+import { merchantRefOf, withMerchantRef } from '../merchant-ref';
 
 export const MOLLIE_PROVIDER = 'mollie';
 
@@ -170,7 +171,8 @@ export function normalizeMolliePayment(raw: RawInboundEvent, ctx: NormalizeConte
     providerEventType: fact.type,
     kind,
     occurredAt: fact.at,
-    customer: readCustomer(p, customer),
+    // The merchant's own customer id (src/ledger/debtor-key.ts): the Mollie customer's metadata, then the payment's.
+    customer: withMerchantRef(readCustomer(p, customer), merchantRefOf([customer?.metadata, p.metadata], ctx.merchantRefKeys)),
     invoice: compact<InvoiceInfo>({
       ref: p.id,
       number: invoiceNumberOf(p.metadata),

@@ -38,6 +38,7 @@ import { mapFailureCode } from '../../../src/mappings/load';
 import { Permanent } from '../../../src/pipeline/errors';
 import type { PspMapping } from '../../../src/mappings/types';
 import type { NormalizeContext, RawInboundEvent } from '../types';
+import { merchantRefOf } from '../merchant-ref';
 import {
   stripeDisputeSchema,
   stripeEventSchema,
@@ -124,7 +125,20 @@ export function normalizeStripeEvent(raw: RawInboundEvent, ctx: NormalizeContext
     ...rest.detail,
     requestIdempotencyKey: request && 'idempotency_key' in request ? (request.idempotency_key ?? undefined) : undefined,
   });
-  return compact({ ...base, kind: factKind ?? kind, ...rest, detail: Object.keys(detail).length > 0 ? detail : undefined });
+  const customer = rest.customer && compact({ ...rest.customer, merchantRef: merchantRefOf(metadataSources(raw.payload), ctx.merchantRefKeys) });
+  return compact({ ...base, kind: factKind ?? kind, ...rest, customer, detail: Object.keys(detail).length > 0 ? detail : undefined });
+}
+
+/**
+ * Where a Stripe object carries the merchant's own customer id (src/ledger/debtor-key.ts), read
+ * from the raw payload: the customer's `metadata` (when expanded), the subscription's metadata that
+ * Stripe copies onto its invoices (`parent.subscription_details.metadata`, before Basil
+ * `subscription_details.metadata`), then the invoice's or payment's own `metadata`.
+ */
+function metadataSources(payload: unknown): unknown[] {
+  const o = (payload as { data?: { object?: Record<string, any> } } | null)?.data?.object;
+  if (!o) return [];
+  return [o.customer?.metadata, o.parent?.subscription_details?.metadata, o.subscription_details?.metadata, o.metadata];
 }
 
 /** What an object tells; `kind` only when the facts overrule the mapping (e.g. an active mandate → ignored). */
