@@ -27,6 +27,7 @@ import { pullPartner } from './sync/partner-updates';
 import { createApp } from './http/app';
 import { installDashboard } from './dashboard';
 import { notifyFromHistory } from './notify/scanner';
+import { COUNTRY_RULES_FILE, loadCountryRules } from './policy/country-rules';
 import { notifyLanes } from './notify/kinds';
 import { partnerLane } from './outbox/outbox';
 
@@ -39,6 +40,8 @@ export interface HubOptions {
   logger?: Logger;
   /** Use this database instead of opening one (tests share one PGlite). */
   db?: Database;
+  /** The country-rules data to validate at start-up (tests point it at a broken file); default the shipped one. */
+  countryRulesFile?: string;
   /** BullMQ key prefix (tests isolate their runs). */
   queuePrefix?: string;
 }
@@ -70,6 +73,13 @@ async function hubSigningKey(db: Database, config: HubConfig) {
 
 export async function createHub(opts: HubOptions): Promise<Hub> {
   const { config } = opts;
+  // Country rules are data the hand-over check reads: a file it cannot read stops start-up here,
+  // naming the file and the key, not at the first hand-over check (issue 12, hole 9).
+  try {
+    loadCountryRules(opts.countryRulesFile ?? COUNTRY_RULES_FILE);
+  } catch (err) {
+    throw new Error(`country rules: ${(err as Error).message} — the hub does not start with country rules it cannot read`);
+  }
   const role = opts.role ?? 'all';
   const clock = opts.clock ?? systemClock;
   const logger = opts.logger ?? createLogger({ level: config.hub.logLevel });
