@@ -94,8 +94,10 @@ async function act(ctx: HubContext, merchantId: string, ref: string, action: Mer
       [merchantId, ref],
     )).rows[0];
     if (!found) throw notFound(`invoice ${ref}`);
-    // The ledger's lock order: customer, then invoice, claim, case (so this never deadlocks with it).
+    // The ledger's lock order: customer, debtor, then invoice, claim, case (so this never deadlocks with
+    // it, nor with an agency update on a case that holds the same person's invoices from another PSP).
     await sql.query(`SELECT id FROM customers WHERE id = $1 FOR UPDATE`, [found.customer_id]);
+    await sql.query(`SELECT d.id FROM debtors d JOIN customers c ON c.debtor_id = d.id WHERE c.id = $1 FOR UPDATE OF d`, [found.customer_id]);
     const inv = (await sql.query<InvoiceRow>(`SELECT * FROM invoices WHERE id = $1 FOR UPDATE`, [found.id])).rows[0];
     const claim = (await sql.query<ClaimRow>(`SELECT * FROM claims WHERE invoice_id = $1 AND ${LIVE} ORDER BY created_at DESC LIMIT 1 FOR UPDATE`, [inv.id])).rows[0];
     if (!claim) throw new HttpError(409, 'not_in_collection', `invoice ${ref} is ${inv.status}: only an invoice with a collection partner can be ${action === 'withdraw' ? 'withdrawn' : action === 'hold' ? 'put on hold' : 'resumed'}`);

@@ -195,8 +195,11 @@ export async function applyPartnerUpdate(ctx: HubContext, row: OutboxRow): Promi
     const partnerId = stored.partner_id;
     // Only a case this partner holds: one agency can never touch another's cases (tenant safety).
     const found = (await sql.query<{ customer_id: string }>(`SELECT customer_id FROM cases WHERE partner_id = $1 AND (partner_ref = $2 OR id = $3)`, [partnerId, u.caseId, u.caseReference])).rows[0];
-    // Lock in the same order as the PSP side (customer, then invoice/claim/case) so the two never deadlock.
+    // Lock in the same order as the PSP side (customer, then debtor, then invoice/claim/case) so the two
+    // never deadlock. The debtor matters since a case may hold the invoices of the same person's
+    // customers at other PSPs, whose events lock only their own customer (src/ledger/debtors.ts).
     if (found) await sql.query(`SELECT id FROM customers WHERE id = $1 FOR UPDATE`, [found.customer_id]);
+    if (found) await sql.query(`SELECT d.id FROM debtors d JOIN customers c ON c.debtor_id = d.id WHERE c.id = $1 FOR UPDATE OF d`, [found.customer_id]);
     const kase = found
       ? (await sql.query<CaseRow>(`SELECT * FROM cases WHERE partner_id = $1 AND (partner_ref = $2 OR id = $3) FOR UPDATE`, [partnerId, u.caseId, u.caseReference])).rows[0]
       : undefined;
