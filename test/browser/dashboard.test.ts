@@ -180,6 +180,10 @@ suite.describe('merchant dashboard in Chromium', () => {
     expect(await text('[data-stat="open"] .stat-value')).toBe('€155.00');
     expect(await page.locator('tr[data-invoice="in_carl1"]').count()).toBe(1);
     expect(await page.locator('tr[data-invoice="in_carl2"]').count()).toBe(1);
+    // One person at two Stripe customers, joined by acme's own customer id (issue 12, hole 3).
+    expect(await text('[data-merchant-ref]')).toBe('CRM-CARL');
+    expect(await page.$$eval('tr[data-identity]', (tr) => tr.map((x) => (x as HTMLElement).dataset.identity).sort())).toEqual(['stripe:cus_carl', 'stripe:cus_carlweb']);
+    expect(await page.locator('tr[data-invoice="in_carlweb1"]').count()).toBe(1);
     const timeline = await page.$$eval('ol.timeline li', (li) => li.map((x) => `${(x as HTMLElement).dataset.entity}:${(x as HTMLElement).dataset.status}`));
     expect(timeline).toEqual(expect.arrayContaining(['invoice:payment_failed', 'invoice:pending_handover', 'case:submitted', 'invoice:submitted', 'case:in_collection', 'claim:in_collection', 'invoice:in_collection']));
     await shot('customer');

@@ -73,7 +73,8 @@ export async function seedDashboardData(stack: Stack): Promise<Seeded> {
 
   const t = nowS();
   const anna: InvoiceFacts = { invoice: 'in_anna1', customer: 'cus_anna', customerName: 'Anna de Vries', customerEmail: 'anna@example.nl', country: 'NL', amount: 4900, number: 'ACME-1001', subscription: 'sub_anna', created: t - 10 * DAY, nextPaymentAttempt: null, failureCode: 'insufficient_funds' };
-  const carl1: InvoiceFacts = { invoice: 'in_carl1', customer: 'cus_carl', customerName: 'Carl Jansen', customerEmail: 'carl@example.nl', country: 'NL', amount: 12000, number: 'ACME-1002', subscription: 'sub_carl', created: t - 8 * DAY, nextPaymentAttempt: null, failureCode: 'expired_card' };
+  // Carl's subscription names acme's own customer id, as does his older web-shop Stripe customer: one debtor.
+  const carl1: InvoiceFacts = { invoice: 'in_carl1', customer: 'cus_carl', customerName: 'Carl Jansen', customerEmail: 'carl@example.nl', country: 'NL', amount: 12000, number: 'ACME-1002', subscription: 'sub_carl', created: t - 8 * DAY, nextPaymentAttempt: null, failureCode: 'expired_card', subscriptionMetadata: { customer_id: 'CRM-CARL' } };
   const carl2: InvoiceFacts = { ...carl1, invoice: 'in_carl2', amount: 3500, number: 'ACME-1042', created: t - 2 * DAY };
   const bob: InvoiceFacts = { invoice: 'in_bob1', customer: 'cus_bob', customerName: 'Bob Peeters', customerEmail: 'bob@example.be', country: 'BE', amount: 1999, number: 'ACME-1003', subscription: 'sub_bob', created: t - 5 * DAY, nextPaymentAttempt: t - 3 * DAY, failureCode: 'insufficient_funds' };
   const eve: InvoiceFacts = { invoice: 'in_eve1', customer: 'cus_eve', customerName: 'Eve Smit', customerEmail: 'eve@example.nl', country: 'NL', amount: 7500, number: 'ACME-0977', subscription: 'sub_eve', created: t - 40 * DAY, nextPaymentAttempt: t - 37 * DAY, failureCode: 'do_not_honor' };
@@ -91,6 +92,7 @@ export async function seedDashboardData(stack: Stack): Promise<Seeded> {
   await ok(stack.sendStripe('globex', stripeEvents.paymentFailed(gx)));
   await waitFor(async () => good.cases().length === 3, 20_000, 50, "carl's and günter's cases");
   await ok(stack.sendStripe('acme', stripeEvents.paymentFailed(carl2)));
+  await ok(stack.sendStripe('acme', stripeEvents.paid({ ...carl1, invoice: 'in_carlweb1', customer: 'cus_carlweb', number: 'WEB-0007', amount: 2500, subscription: 'sub_carlweb', created: t - 30 * DAY })));
   // Bob: failed, then Stripe's retry succeeded — recovered by the PSP.
   await ok(stack.sendStripe('acme', stripeEvents.paymentFailed(bob)));
   await ok(stack.sendStripe('acme', stripeEvents.paid({ ...bob, created: t - 3 * DAY })));
@@ -102,6 +104,7 @@ export async function seedDashboardData(stack: Stack): Promise<Seeded> {
 
   await waitFor(async () => (await stack.get('/v1/invoices/in_anna1')).body?.status === 'paid', 20_000, 100, "anna's invoice paid by the agency");
   await waitFor(async () => (await stack.get('/v1/invoices/in_carl2')).body?.case?.id, 20_000, 100, "carl's second invoice on his case");
+  await waitFor(async () => (await stack.get('/v1/invoices/in_carlweb1')).body?.status === 'settled', 20_000, 100, "carl's web-shop invoice");
   await waitFor(async () => (await stack.get('/v1/invoices/in_bob1')).body?.status === 'recovered', 20_000, 100, "bob's invoice recovered");
   await waitFor(async () => (await stack.get('/v1/invoices/in_eve1')).body?.status === 'open', 20_000, 100, "eve's invoice open");
   await waitFor(async () => (await stack.get('/v1/sync-log?outcome=ignored')).body?.data?.length === 1, 20_000, 100, 'the ignored event');

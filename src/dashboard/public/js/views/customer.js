@@ -1,5 +1,7 @@
 // Customer page: who, amounts open and collected, invoices by status, cases, and the whole
-// timeline across the customer's invoices, cases and claims.
+// timeline across the customer's invoices, cases and claims. It is the debtor's page: the same
+// person's customers at every PSP (the API joins them, README "Debtors across PSPs"), listed in
+// the "Across your PSPs" card, with their invoices and cases together.
 
 import { api } from '../api.js';
 import { h, mount, badge, words, link, idLink, routes, money, stat, card, table, facts, time, fmtMoney } from '../dom.js';
@@ -59,11 +61,13 @@ export default async function customer(root, { args, alive }) {
         ),
       ),
     ),
+    debtorCard(c),
     card(
       'Invoices',
       table(
         [
           { label: 'Invoice', cell: (i) => link(routes.invoice(i.ref ?? i.id), i.number ?? i.ref ?? i.id) },
+          { label: 'PSP', cell: (i) => i.provider ?? '—' },
           { label: 'PSP id', cell: (i) => h('code', null, i.ref ?? '—') },
           { label: 'Status', cell: (i) => badge(i.status) },
           { label: 'Resolution', cell: (i) => words(i.resolution ?? '') },
@@ -77,5 +81,29 @@ export default async function customer(root, { args, alive }) {
       ),
     ),
     card('Timeline', timeline(c.timeline)),
+  );
+}
+
+/** The person behind this customer at every PSP, and what joined them (the merchant's own id, an e-mail, or nothing). */
+function debtorCard(c) {
+  const d = c.debtor;
+  if (!d) return null;
+  const how = { merchant_ref: 'your customer id in the PSPs\u2019 metadata', email: 'the same e-mail address (opt-in)', psp_customer: 'this PSP customer only' }[d.matchedBy] ?? d.matchedBy;
+  return card(
+    'Across your PSPs',
+    facts([
+      ['Your customer id', d.merchantRef ? h('code', { dataset: { merchantRef: d.merchantRef } }, d.merchantRef) : null],
+      ['Joined by', how],
+    ]),
+    table(
+      [
+        { label: 'PSP', cell: (x) => x.provider },
+        { label: 'PSP customer', cell: (x) => (x.ref === c.ref ? h('code', null, x.ref) : link(routes.customer(x.ref), h('code', null, x.ref))) },
+        { label: 'Name', cell: (x) => x.name ?? '—' },
+        { label: 'E-mail', cell: (x) => x.email ?? '—' },
+      ],
+      d.identities,
+      { rowAttrs: (x) => ({ dataset: { identity: `${x.provider}:${x.ref}` } }) },
+    ),
   );
 }
