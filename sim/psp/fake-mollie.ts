@@ -50,7 +50,17 @@ export interface FakeMollieFailure {
 export interface FakeMollieOptions {
   /** Only this API key is accepted; by default any `test_…`/`live_…` key. */
   apiKey?: string;
+  /**
+   * Keep Mollie's lifecycle: a payment that is `failed`, `expired`, `canceled` or `paid` never
+   * changes status again (psp-webhooks reference §2.5: those are definitive), so `setPayment`
+   * throws on such a change — a debtor who pays later pays through a new payment. Off by default
+   * only because the demo's scripted data (scripts/demo-data.ts) still turns a failed payment paid.
+   */
+  strictLifecycle?: boolean;
 }
+
+/** Statuses Mollie never leaves (psp-webhooks reference §2.5). */
+const DEFINITIVE = new Set(['failed', 'expired', 'canceled', 'paid']);
 
 export interface FakeMollie {
   start(port?: number): Promise<{ url: string; port: number; apiBase: string }>;
@@ -221,6 +231,10 @@ export function createFakeMollie(options: FakeMollieOptions = {}): FakeMollie {
     },
     stop: loopback.stop,
     setPayment(payment) {
+      const before = payments.get(String(payment.id));
+      if (options.strictLifecycle && before && DEFINITIVE.has(before.status) && before.status !== payment.status) {
+        throw new Error(`fake mollie: payment ${payment.id} is ${before.status}, which is final at Mollie; it cannot become ${payment.status} (pay through a new payment)`);
+      }
       payments.set(String(payment.id), structuredClone(payment));
     },
     setCustomer(customer) {

@@ -83,6 +83,20 @@ export interface InvoiceInfo {
   issuedAt?: string;
   subscriptionRef?: string;
   description?: string;
+  /**
+   * Other names of the merchant's invoice this payment may be for, in the merchant's priority
+   * order: a payment the hub holds no invoice for is linked to the one open invoice they name
+   * (a Mollie re-payment through a new `tr_…`, src/ledger/invoice-link.ts).
+   */
+  linkKeys?: InvoiceLinkKey[];
+}
+
+/** One way a payment names its invoice: `rule` (e.g. `metadata.invoiceId`) and the value it reads. */
+export interface InvoiceLinkKey {
+  rule: string;
+  key: string;
+  /** Kept on the invoice for later payments to find, but never used to find one for this payment. */
+  registerOnly?: boolean;
 }
 
 export interface PaymentInfo {

@@ -20,6 +20,7 @@ import type { CustomerRow, InvoiceRow, ClaimRow } from './rows';
 import { handoverDueAt } from '../policy/handover-policy';
 import { partnerLane } from '../outbox/outbox';
 import { refreshCaseStatus } from './case-status';
+import { findLinkedInvoice, rememberLinkKeys, withLinkNote, type LinkOutcome } from './invoice-link';
 import { writeBackIdempotencyKey } from '../notify/stripe-writeback-stage';
 import { linkDebtor } from './debtors';
 import { decidePaymentEvent, invoiceStateOf, type LiveClaim, type PaymentDecision } from './payment-decision';
@@ -58,8 +59,11 @@ export async function upsertCustomer(sql: Sql, merchant: MerchantSettings, ev: P
   return r.rows[0];
 }
 
-/** Find the invoice by its PSP id, or by any PSP payment id recorded for it (disputes carry only a charge). */
-export async function findInvoice(sql: Sql, ev: PaymentEvent): Promise<InvoiceRow | null> {
+/**
+ * Find the invoice by its PSP id, or by any PSP payment id recorded for it (disputes carry only a
+ * charge), or — a new payment for an open invoice (a Mollie re-payment) — by its link keys.
+ */
+export async function findInvoice(sql: Sql, ev: PaymentEvent, link?: LinkOutcome): Promise<InvoiceRow | null> {
   if (ev.invoice?.ref) {
     const r = await sql.query<InvoiceRow>(`SELECT * FROM invoices WHERE merchant_id = $1 AND provider = $2 AND provider_ref = $3 FOR UPDATE`, [
       ev.merchantId, ev.provider, ev.invoice.ref,
@@ -81,7 +85,7 @@ export async function findInvoice(sql: Sql, ev: PaymentEvent): Promise<InvoiceRo
     );
     if (r.rows[0]) return r.rows[0];
   }
-  return null;
+  return findLinkedInvoice(sql, ev, link);
 }
 
 async function rememberPaymentRefs(sql: Sql, ev: PaymentEvent, invoiceId: string): Promise<void> {
@@ -107,7 +111,10 @@ async function insertInvoice(sql: Sql, ev: PaymentEvent, customerId: string, sta
       ev.payment?.method ?? null, null, now,
     ],
   );
-  if (r.rows[0]) return r.rows[0];
+  if (r.rows[0]) {
+    await rememberLinkKeys(sql, ev, r.rows[0].id);
+    return r.rows[0];
+  }
   // Inserted concurrently: read it (locked) instead.
   const again = await sql.query<InvoiceRow>(`SELECT * FROM invoices WHERE merchant_id = $1 AND provider = $2 AND provider_ref = $3 FOR UPDATE`, [
     ev.merchantId, ev.provider, inv.ref,
@@ -286,13 +293,14 @@ export async function applyPaymentEvent(
   const customer = await upsertCustomer(sql, merchant, ev, now);
   // Serialize all work on one customer (hand-over checks, concurrent events): nothing twice.
   if (customer) await sql.query(`SELECT id FROM customers WHERE id = $1 FOR UPDATE`, [customer.id]);
-  let invoice = await findInvoice(sql, ev);
+  const link: LinkOutcome = {};
+  let invoice = await findInvoice(sql, ev, link);
   const occurred = new Date(ev.occurredAt);
   const newer = (inv: InvoiceRow) => !inv.last_event_at || occurred.getTime() >= new Date(inv.last_event_at).getTime();
   const touch = async (inv: InvoiceRow) => {
     if (newer(inv)) await sql.query(`UPDATE invoices SET last_event_at = $2 WHERE id = $1`, [inv.id, occurred]);
   };
-  const result = (note: string): LedgerResult => ({ customerId: customer?.id ?? invoice?.customer_id ?? null, invoiceId: invoice?.id ?? null, note });
+  const result = (note: string): LedgerResult => ({ customerId: customer?.id ?? invoice?.customer_id ?? null, invoiceId: invoice?.id ?? null, note: withLinkNote(note, link) });
 
   switch (ev.kind) {
     case 'payment_failed':

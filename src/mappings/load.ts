@@ -26,9 +26,14 @@ const pspFile = z.object({
   failureCodes: z.record(z.string(), failureRule).default({}),
 });
 
+/**
+ * A shared code file (sepa.yaml) also says what a debit returned with each code means, so every
+ * PSP reporting SEPA returns decides alike (connectors/psp/sepa-return.ts): required, so a new
+ * code cannot be added without that decision.
+ */
 const sharedCodesFile = z.object({
   name: z.string(),
-  failureCodes: z.record(z.string(), failureRule),
+  failureCodes: z.record(z.string(), failureRule.extend({ onReturn: z.enum(['collect', 'dispute']) })),
 });
 
 const agencyFile = z.object({

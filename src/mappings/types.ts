@@ -10,6 +10,11 @@ export interface FailureCodeRule {
   retryable: boolean;
   /** Where the rule comes from (a URL or a reference file section). */
   source?: string;
+  /**
+   * SEPA codes (mappings/psp/sepa.yaml): a debit returned with this code after it was paid is a
+   * failure to `collect`, or a `dispute` — connectors/psp/sepa-return.ts.
+   */
+  onReturn?: 'collect' | 'dispute';
 }
 
 export interface PspMapping {

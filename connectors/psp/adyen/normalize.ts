@@ -25,6 +25,7 @@ import type { PspMapping } from '../../../src/mappings/types';
 import { Permanent } from '../../../src/pipeline/errors';
 import type { NormalizeContext, RawInboundEvent } from '../types';
 import { adyenMetadata, merchantRefOf } from '../merchant-ref';
+import { sepaReturnOf } from '../sepa-return';
 import { adyenStoredItemSchema, type AdyenNotificationItem, type AdyenProviderConfig } from './schema';
 
 export const ADYEN_PROVIDER = 'adyen';
@@ -142,21 +143,21 @@ export function normalizeAdyenItem(raw: RawInboundEvent, ctx: NormalizeContext<A
     ref ? compact<CustomerInfo>({ ref, email: str(data.shopperEmail), type: 'consumer', merchantRef: merchantRefOf([adyenMetadata(data)], ctx.merchantRefKeys) ?? (ref === shopperReference ? ref : undefined) }) : undefined;
 
   // A returned SEPA direct debit arrives as a CHARGEBACK with an ISO reason code (psp-webhooks.md
-  // §3.1/§3.5). Only a contested debit (MD06 refund request, MD01 unauthorised, fraud) is a
-  // dispute; a return for lack of funds or a closed account leaves the debt owed, so it is a
-  // final payment failure the hub may hand over (shared/reference/collections.md §C.4).
-  const sepaReturn = kind === 'chargeback' ? sepaCodeOf(ctx.mapping, item) : undefined;
-  if (sepaReturn && !NOT_COLLECTIBLE_REASONS.has(mapFailureCode(ctx.mapping, sepaReturn).reason)) {
+  // §3.1/§3.5). Only a contested debit (MD06 refund request, MD01 unauthorised) is a dispute; a
+  // return for lack of funds or a closed account leaves the debt owed, so it is a final payment
+  // failure the hub may hand over (shared/reference/collections.md §C.4). Which is which is
+  // `onReturn` in sepa.yaml, decided as for Mollie (../sepa-return.ts).
+  const sepaReturn = kind === 'chargeback' ? sepaReturnOf(ctx.mapping, sepaCodeOf(ctx.mapping, item), str(item.reason)) : undefined;
+  if (sepaReturn?.kind === 'payment_failed') {
     const customer = customerOf(shopperReference ?? (merchantReference ? `${ORDER_CUSTOMER_PREFIX}${merchantReference}` : undefined));
     const disputed = str(item.originalReference);
-    const rule = mapFailureCode(ctx.mapping, sepaReturn);
     return compact<PaymentEvent>({
       ...base,
       kind: 'payment_failed',
       customer,
       invoice,
       payment: compact<PaymentInfo>({ ref: disputed ?? item.pspReference, method, relatedRefs: disputed && disputed !== item.pspReference ? [item.pspReference] : undefined }),
-      failure: compact<FailureInfo>({ code: rule.code, reason: rule.reason, message: str(item.reason), retryable: rule.retryable, final: true }),
+      failure: sepaReturn.failure,
       detail: compact({ ...detail, sepaReturn: true, returnRef: item.pspReference, chargebackReasonCode: str(data.chargebackReasonCode) }),
     });
   }
@@ -209,9 +210,6 @@ export function normalizeAdyenItem(raw: RawInboundEvent, ctx: NormalizeContext<A
   }
 }
 
-/** SEPA return reasons that mean the debtor contests the debit: not for collection. */
-const NOT_COLLECTIBLE_REASONS = new Set(['disputed', 'mandate_invalid', 'fraud_suspected']);
-
 function kindOf(mapping: PspMapping, eventCode: string, success: string): PaymentEventKind {
   // Own keys only: an event code such as `constructor` must not find Object.prototype's.
   const own = (key: string) => (Object.hasOwn(mapping.events, key) ? mapping.events[key] : undefined);
@@ -244,15 +242,15 @@ function refusal(mapping: PspMapping, item: AdyenNotificationItem): FailureInfo 
 }
 
 /**
- * A dispute's failure: the chargeback reason code is kept raw; a SEPA code (a returned direct
- * debit, which Adyen reports as a chargeback) gets its canonical reason from sepa.yaml, anything
- * else (card scheme codes such as 10.4 or 4837) is `disputed`. Never retryable, always final.
+ * A dispute's failure: a SEPA code (a contested direct debit, which Adyen reports as a chargeback)
+ * as ../sepa-return.ts reads it from sepa.yaml; anything else (card scheme codes such as 10.4 or
+ * 4837) is kept raw as `disputed`. Never retryable, always final.
  */
 function chargebackFailure(mapping: PspMapping, item: AdyenNotificationItem): FailureInfo {
+  const sepa = sepaReturnOf(mapping, sepaCodeOf(mapping, item), str(item.reason));
+  if (sepa) return sepa.failure;
   const code = str(item.additionalData?.chargebackReasonCode) ?? str(item.reason) ?? 'unknown';
-  const sepa = sepaCodeOf(mapping, item);
-  const reason = sepa ? mapFailureCode(mapping, sepa).reason : 'disputed';
-  return compact<FailureInfo>({ code, reason, message: str(item.reason) !== code ? str(item.reason) : undefined, retryable: false, final: true });
+  return compact<FailureInfo>({ code, reason: 'disputed', message: str(item.reason) !== code ? str(item.reason) : undefined, retryable: false, final: true });
 }
 
 /** The first SEPA reason code (one the mapping knows) the item carries in additionalData. */

@@ -8,10 +8,12 @@
  * `tr_…:chargeback:chb_…`, `tr_…:refund:re_…`), so a fact delivered again — Mollie retries, or a
  * classic and a next-gen delivery of the same change — is applied once (src/domain/types.ts).
  *
- * The invoice is the payment: `invoice.ref` is the `tr_…` id, which is what a Mollie merchant
- * knows and looks up (contract §6). A merchant's own invoice reference in `metadata` becomes
- * `invoice.number`, not the ref: Mollie copies a subscription's metadata onto every payment it
- * creates, so one reference may stand for many payments.
+ * The invoice's ref is the payment that opened it: `invoice.ref` is the `tr_…` id, which is what a
+ * Mollie merchant knows and looks up (contract §6). A merchant's own invoice reference in
+ * `metadata` becomes `invoice.number`, not the ref: Mollie copies a subscription's metadata onto
+ * every payment it creates, so one reference may stand for many payments. A later payment for the
+ * same invoice (a failed payment is final; the debtor pays through a new `tr_…`) finds it through
+ * `invoice.linkKeys` (invoice-link-keys.ts, the merchant's `invoiceLink` rules).
  */
 import type {
   Address,
@@ -45,6 +47,8 @@ import {
   type MollieProviderConfig,
   type MollieRefundPayload,
 } from './schema';
+import { mollieLinkKeys } from './invoice-link-keys';
+import { sepaReturnCode, sepaReturnOf } from '../sepa-return';
 import { merchantRefOf, withMerchantRef } from '../merchant-ref';
 
 export const MOLLIE_PROVIDER = 'mollie';
@@ -182,6 +186,7 @@ export function normalizeMolliePayment(raw: RawInboundEvent, ctx: NormalizeConte
       issuedAt: iso(p.createdAt),
       subscriptionRef: p.subscriptionId ?? undefined,
       description: p.description ?? undefined,
+      linkKeys: nonEmptyList(mollieLinkKeys(p, amount, ctx.config.invoiceLink)),
     }),
     payment: compact<PaymentInfo>({ ref: p.id, method: methodOf(p.method) }),
     factKey: fact.factKey,
@@ -205,15 +210,26 @@ export function normalizeMolliePayment(raw: RawInboundEvent, ctx: NormalizeConte
   } else if (kind === 'chargeback') {
     const cb = fact.chargeback;
     const cbAmount = cb ? toMoney(raw, 'chargeback amount', cb.amount) : p.amountChargedBack ? toMoney(raw, 'amountChargedBack', p.amountChargedBack) : amount;
-    event.payment = { ...event.payment!, amount: cbAmount };
-    // As for Stripe disputes: a chargeback is a dispute of the payment, whatever the bank's code.
-    event.failure = compact<FailureInfo>({
-      code: cb?.reason?.code ?? 'chargeback',
-      reason: 'disputed',
-      message: cb?.reason?.description ?? undefined,
-      retryable: false,
-      final: true,
-    });
+    // A returned SEPA debit is reported as a chargeback: its ISO reason code (the chargeback's
+    // reason, else the payment's bankReasonCode) decides, as for Adyen (../sepa-return.ts): a
+    // return for lack of funds is a final failure to collect, a contested debit (MD06, MD01) a
+    // dispute. Without a SEPA code (a card chargeback), a dispute of the payment, as for Stripe.
+    const sepa = sepaReturnOf(ctx.mapping, sepaReturnCode(ctx.mapping, cb?.reason?.code) ?? sepaReturnCode(ctx.mapping, p.details?.bankReasonCode), cb?.reason?.description ?? p.details?.bankReason ?? undefined);
+    if (sepa?.kind === 'payment_failed') {
+      event.kind = 'payment_failed';
+      detail.sepaReturn = true;
+    } else {
+      event.payment = { ...event.payment!, amount: cbAmount };
+    }
+    event.failure =
+      sepa?.failure ??
+      compact<FailureInfo>({
+        code: cb?.reason?.code ?? 'chargeback',
+        reason: 'disputed',
+        message: cb?.reason?.description ?? undefined,
+        retryable: false,
+        final: true,
+      });
     Object.assign(detail, {
       chargebackRef: cb?.id,
       chargebackReason: cb?.reason?.code ?? undefined,
@@ -440,6 +456,10 @@ function iso(value: string | null | undefined): string | undefined {
 
 function nonEmpty(v: string | null | undefined): string | undefined {
   return typeof v === 'string' && v.trim() ? v.trim() : undefined;
+}
+
+function nonEmptyList<T>(list: T[]): T[] | undefined {
+  return list.length > 0 ? list : undefined;
 }
 
 function unique(values: (string | null | undefined)[]): string[] {

@@ -43,6 +43,15 @@ export const mollieProviderConfigSchema = z
      * carry a valid `X-Mollie-Signature` (verify.ts).
      */
     webhookSigningSecret: z.union([signingSecret, z.array(signingSecret).min(1)]).optional(),
+    /**
+     * How a later payment finds the open invoice an earlier (final) payment opened, in priority
+     * order (invoice-link-keys.ts; issue 12, hole 2). Absent: DEFAULT_INVOICE_LINK. `[]`: every
+     * payment is an invoice of its own.
+     */
+    invoiceLink: z
+      .array(z.union([z.enum(['subscriptionPeriod', 'customerAndAmount']), z.string().regex(/^metadata\.[A-Za-z0-9_-]{1,64}$/, 'must be subscriptionPeriod, customerAndAmount or metadata.<key>')]))
+      .refine((rules) => new Set(rules).size === rules.length, 'names a rule twice')
+      .optional(),
   })
   // A typo such as `apiBse` must stop start-up rather than silently send lookups to api.mollie.com.
   .strict();

@@ -27,6 +27,8 @@ type Json = Record<string, any>;
 
 const API_KEY = 'test_dHar4XY7LxsDOtmnkVtjNVWXLSlXsM';
 const RECEIVED = new Date('2024-06-04T09:12:05.000Z');
+/** The month Mollie created a subscription payment in, as invoice-link-keys.ts reads it. */
+const amsterdamMonth = (at: string) => new Intl.DateTimeFormat('en-CA', { timeZone: 'Europe/Amsterdam', year: 'numeric', month: '2-digit' }).format(new Date(at));
 
 /** The fetched payment of psp-webhooks.md §2.6, verbatim. */
 const SECTION_2_6_PAYMENT: Json = {
@@ -131,6 +133,11 @@ describe('a failed recurring SEPA payment (psp-webhooks.md §2.6)', () => {
         issuedAt: '2024-06-01T08:00:00.000Z',
         subscriptionRef: 'sub_rVKGtNd6s3',
         description: 'Subscription June 2024 - ACME-0042',
+        // A subscription payment: its metadata is the subscription's, kept for a re-payment to use.
+        linkKeys: [
+          { rule: 'metadata.invoiceId', key: 'ACME-0042', registerOnly: true },
+          { rule: 'subscriptionPeriod', key: 'sub_rVKGtNd6s3|2024-06' },
+        ],
       },
       payment: { ref: 'tr_5B8cwPMGnU6qLbRvo7qEZo', method: 'sepa_debit' },
       failure: { code: 'AM04', reason: 'insufficient_funds', message: 'Insufficient funds', retryable: true, final: true },
@@ -261,6 +268,10 @@ describe('a paid payment (recovery)', () => {
       invoice: {
         ref: p.id, number: 'ACME-0042', amountDue: { value: 4900, currency: 'EUR' }, dueAt: '2024-06-03T00:00:00.000Z',
         issuedAt: new Date(p.createdAt).toISOString(), subscriptionRef: p.subscriptionId, description: p.description,
+        linkKeys: [
+          { rule: 'metadata.invoiceId', key: 'ACME-0042', registerOnly: true },
+          { rule: 'subscriptionPeriod', key: `${p.subscriptionId}|${amsterdamMonth(p.createdAt)}` },
+        ],
       },
       payment: { ref: p.id, method: 'sepa_debit', amount: { value: 4900, currency: 'EUR' } },
       factKey: `${p.id}:paid`,
@@ -287,6 +298,10 @@ describe('chargebacks and refunds of a paid payment', () => {
       invoice: {
         ref: p.id, number: 'ACME-0042', amountDue: { value: 4900, currency: 'EUR' }, dueAt: '2024-06-03T00:00:00.000Z',
         issuedAt: new Date(p.createdAt).toISOString(), subscriptionRef: p.subscriptionId, description: p.description,
+        linkKeys: [
+          { rule: 'metadata.invoiceId', key: 'ACME-0042', registerOnly: true },
+          { rule: 'subscriptionPeriod', key: `${p.subscriptionId}|${amsterdamMonth(p.createdAt)}` },
+        ],
       },
       payment: { ref: p.id, method: 'sepa_debit', amount: { value: 4900, currency: 'EUR' } },
       factKey: `${p.id}:chargeback:${cb.id}`,
