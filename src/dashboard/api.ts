@@ -13,6 +13,7 @@ import { buildLeakageReport } from '../reports/leakage';
 import { minorToDecimal } from '../domain/money';
 import { csvLine, type CsvValue } from './csv';
 import { inboundPayloadJoin, inboundRequestView } from '../exchanges/exchange-log';
+import { redactText } from '../observability/redact';
 
 /** Ids per query of the CSV export, to start with; widened where the merchant's rows are sparse. */
 const WINDOW = 2000;
@@ -156,6 +157,8 @@ export function dashboardApiRouter(ctx: HubContext): Router {
           const x = JSON.parse(j) as unknown[];
           const cells = x.slice(0, 13) as CsvValue[];
           cells[1] = iso(x[1] as string);
+          // Summaries are masked when written (exchange-log.ts); rows written before that are masked here.
+          if (typeof cells[12] === 'string') cells[12] = redactText(cells[12]);
           const request = x[13] ?? inboundRequestView(x[15]);
           if (payloads) cells.push(request == null ? null : JSON.stringify(request), x[14] == null ? null : JSON.stringify(x[14]));
           chunk += csvLine(cells);

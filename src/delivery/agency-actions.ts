@@ -12,6 +12,7 @@ import type { AgencyClient, CallContext } from '../../connectors/agency/types';
 import { addHistory } from '../ledger/history';
 import { Permanent } from '../pipeline/errors';
 import { callPartner, caseAtAgency, ensureClaimSent, loadClaim } from './agency-delivery';
+import { scrubFreeText } from '../privacy/minimise';
 
 /** What a hold or resume asks the agency (the same shape as a withdrawal). */
 export interface CaseAction {
@@ -34,7 +35,8 @@ async function deliverCaseAction(ctx: HubContext, row: OutboxRow, method: 'hold'
   if (typeof fn !== 'function') {
     throw new Permanent(`partner ${partner.settings.id} (connector ${partner.settings.connector}) cannot ${method} a case; tell the agency yourself`);
   }
-  const reason = String(row.payload.reason ?? '');
+  // The merchant's own words, scrubbed of card numbers and IBANs before they leave (src/privacy/minimise.ts).
+  const reason = scrubFreeText(String(row.payload.reason ?? ''));
   await callPartner(
     ctx, row, partner.settings.id,
     (onExchange) => fn.call(client, partnerRef, { reason, ...(claimId ? { claimReference: claimId } : {}) }, { idempotencyKey: row.idempotency_key, onExchange }),

@@ -15,6 +15,7 @@ import { addHistory } from '../ledger/history';
 import { Defer, Permanent } from '../pipeline/errors';
 import type { Sql } from '../store/db';
 import { circuitBreakers, CircuitOpen, takeAdmission, type CallOutcome } from './circuit-breaker';
+import { DEFAULT_DEBTOR_FIELDS, scrubFreeText, scrubStrings } from '../privacy/minimise';
 
 /** How long to wait before trying again while the case is not yet known at the agency. */
 const CASE_NOT_YET_SENT_MS = 2000;
@@ -38,29 +39,36 @@ async function loadCase(ctx: HubContext, caseId: string): Promise<Loaded> {
 export function toClaim(claim: ClaimRow, inv: InvoiceRow): CaseClaim {
   return {
     reference: claim.id,
-    number: inv.number ?? undefined,
+    number: scrubFreeText(inv.number),
     principal: { value: Number(claim.principal), currency: claim.currency },
     issuedAt: inv.issued_at ? new Date(inv.issued_at).toISOString() : undefined,
     dueAt: inv.due_at ? new Date(inv.due_at).toISOString() : undefined,
-    description: inv.description ?? undefined,
+    description: scrubFreeText(inv.description),
     failure: { provider: inv.provider, code: inv.failure_code ?? 'unknown', reason: (inv.failure_reason ?? 'unknown') as CaseClaim['failure']['reason'] },
+    // The claim's own statutory costs (src/pipeline/claim-costs.ts); absent where no cost rule applies.
+    ...(claim.collection_costs != null
+      ? { collectionCosts: { value: Number(claim.collection_costs), currency: claim.currency, basis: claim.collection_costs_basis ?? '' } }
+      : {}),
   };
 }
 
-/** Only the debtor fields a partner declared it may receive (GDPR art. 5(1)(c) data minimisation). */
-export function toDebtor(c: CustomerRow, allowed?: string[]): CaseDebtor {
+/**
+ * Only the debtor fields a partner declared it may receive, or the minimal default set when it
+ * declared none (GDPR art. 5(1)(c) data minimisation; src/privacy/minimise.ts), free text scrubbed.
+ */
+export function toDebtor(c: CustomerRow, declared?: string[]): CaseDebtor {
+  const allowed: readonly string[] = declared ?? DEFAULT_DEBTOR_FIELDS;
   const full: CaseDebtor = {
     reference: c.id,
     type: c.type,
     // Without a name the e-mail stands in only for a partner allowed to see it (data minimisation).
-    name: c.name ?? (!allowed || allowed.includes('email') ? c.email : null) ?? c.provider_ref,
+    name: scrubFreeText(c.name ?? (allowed.includes('email') ? c.email : null) ?? c.provider_ref),
     email: c.email ?? undefined,
     phone: c.phone ?? undefined,
-    address: c.address ?? undefined,
+    address: c.address ? scrubStrings(c.address) : undefined,
     country: c.country ?? undefined,
     locale: c.locale ?? undefined,
   };
-  if (!allowed) return full;
   const keep = new Set(['reference', 'type', 'name', ...allowed]);
   return Object.fromEntries(Object.entries(full).filter(([k, v]) => keep.has(k) && v !== undefined)) as unknown as CaseDebtor;
 }
@@ -253,7 +261,7 @@ export async function deliverWithdraw(ctx: HubContext, row: OutboxRow): Promise<
   if (claimId) await ensureClaimSent(ctx, await loadClaim(ctx, claimId));
   await call(
     ctx, row, partner.settings.id,
-    (onExchange) => partner.client.withdraw(partnerRef, { reason: row.payload.reason, claimReference: claimId }, { idempotencyKey: row.idempotency_key, onExchange }),
+    (onExchange) => partner.client.withdraw(partnerRef, { reason: scrubFreeText(String(row.payload.reason ?? '')), claimReference: claimId }, { idempotencyKey: row.idempotency_key, onExchange }),
     async (sql, _res, now) => {
       await addHistory(sql, { merchantId: kase.merchant_id, entity: claimId ? 'claim' : 'case', entityId: claimId ?? kase.id, status: 'withdrawal_sent', reason: row.payload.reason, source: 'hub', occurredAt: now, detail: { partner: partner.settings.id } }, now);
     },

@@ -1,9 +1,10 @@
 /**
  * The sync log (contract §6 `/v1/sync-log`): every inbound and outbound exchange with its
- * outcome. Payloads are redacted before they are written.
+ * outcome. Payloads and summaries are redacted before they are written (card numbers, IBANs and
+ * secrets never reach the table, so no reader — the JSON API, the CSV export, a backup — can show them).
  */
 import type { Sql } from '../store/db';
-import { redact } from '../observability/redact';
+import { redact, redactText } from '../observability/redact';
 
 export type ExchangeOutcome = 'ok' | 'duplicate' | 'ignored' | 'rejected' | 'retrying' | 'dead' | 'stale' | 'failed';
 
@@ -66,7 +67,7 @@ export async function recordExchanges(sql: Sql, entries: ExchangeEntry[]): Promi
     values.push(
       e.merchantId, e.direction, e.party, e.operation, e.outcome, e.httpStatus ?? null, e.latencyMs == null ? null : Math.round(e.latencyMs),
       e.customerId ?? null, e.invoiceId ?? null, e.caseId ?? null, e.outboxId ?? null, e.inboundEventId ?? null,
-      e.summary ?? null, bounded(e.request), bounded(e.response), e.at,
+      e.summary == null ? null : redactText(e.summary), bounded(e.request), bounded(e.response), e.at,
     );
     return `(${Array.from({ length: cols }, (_, j) => `$${i * cols + j + 1}`).join(',')})`;
   });

@@ -129,3 +129,68 @@ describe('data minimisation: a partner gets only the debtor fields it declared (
     for (const r of proxy!.recorded) nothingPersonalIn(r.body);
   });
 });
+
+/**
+ * A partner that declares no `debtorFields` gets the documented minimal set (src/privacy/minimise.ts):
+ * reference, type and name, plus the postal address, country and locale — never the e-mail or phone,
+ * which a partner must ask for by name. Free text that leaves for the agency (the debtor's name and
+ * address, the invoice's description, the merchant's hold and withdraw reasons) carries no card
+ * number or IBAN.
+ */
+describe('data minimisation: the default set, and free text scrubbed (embedded mode)', () => {
+  let stack: Stack;
+  let proxy: Awaited<ReturnType<typeof recordingProxy>> | undefined;
+  const CARD = '4242 4242 4242 4242';
+  const IBAN = 'NL91ABNA0417164300';
+
+  beforeAll(async () => {
+    stack = await startStack({
+      mode: 'embedded',
+      sim: { stepMs: 60_000 },
+      agencyUrl: async (simUrl) => {
+        proxy = await recordingProxy(simUrl);
+        return proxy.url;
+      },
+    });
+    stack.sim.pause();
+  }, 30_000);
+  afterAll(async () => {
+    await stack?.stop();
+    await proxy?.stop();
+  });
+
+  const act = (ref: string, action: string, reason: string) =>
+    fetch(`${stack.hubUrl}/v1/invoices/${ref}/${action}`, { method: 'POST', headers: { authorization: `Bearer ${stack.token('acme')}`, 'content-type': 'application/json' }, body: JSON.stringify({ reason }) });
+
+  it('sends reference, type, name, address, country and locale without e-mail or phone, and no card number or IBAN in any free text', async () => {
+    const tag = Date.now().toString(36);
+    const customer = `cus_def${tag}`;
+    await stack.hub.ctx.db.query(
+      `INSERT INTO customers (id, merchant_id, provider, provider_ref, name, email, phone, address, country, locale, type)
+       VALUES ($1,'acme','stripe',$2,$3,$4,$5,$6,'NL','nl-NL','consumer')`,
+      [newId('cust'), customer, `Marieke de Vries ${CARD}`, PERSONAL.email, PERSONAL.phone, JSON.stringify({ ...PERSONAL.address, line2: `IBAN ${IBAN}` })],
+    );
+    const f = { invoice: `in_def${tag}`, customer, amount: 4200, created: now() - 60, nextPaymentAttempt: null, failureCode: 'insufficient_funds', description: `Plan (paid from ${IBAN})` };
+    expect((await stack.sendStripe('acme', stripeEvents.paymentFailed(f))).status).toBe(200);
+    const inv = await waitFor(async () => {
+      const r = await stack.get(`/v1/invoices/${f.invoice}`);
+      return r.body?.case?.partnerRef ? r.body : null;
+    }, 20_000, 50, 'the case at the agency');
+    const submission = JSON.parse(proxy!.recorded.find((r) => r.method === 'POST' && r.path === '/v1/cases' && JSON.parse(r.body).reference === inv.case.id)!.body);
+    expect(Object.keys(submission.debtor).sort()).toEqual(['address', 'country', 'locale', 'name', 'reference', 'type']);
+    expect(submission.debtor.address.city).toBe('Amsterdam');
+    expect(submission.debtor.name).toContain('Marieke de Vries');
+
+    expect((await act(f.invoice, 'hold', `customer paid from ${IBAN}, checking`)).status).toBe(202);
+    expect((await act(f.invoice, 'withdraw', `refunded to card ${CARD}`)).status).toBe(202);
+    await waitFor(async () => proxy!.recorded.some((r) => /withdraw/.test(r.path)), 20_000, 50, 'the withdrawal at the agency');
+    await waitFor(async () => proxy!.recorded.some((r) => /hold/.test(r.path)), 20_000, 50, 'the hold at the agency');
+    for (const r of proxy!.recorded) {
+      expect(r.body).not.toContain(PERSONAL.email);
+      expect(r.body).not.toContain(PERSONAL.phone);
+      expect(r.body).not.toContain(IBAN);
+      expect(r.body).not.toContain(CARD);
+      expect(r.body).not.toContain('4242424242424242');
+    }
+  });
+});
