@@ -62,7 +62,7 @@ describe('a refused recurring card authorisation (the §3.5 example)', () => {
       providerEventType: 'AUTHORISATION',
       kind: 'payment_failed',
       occurredAt: '2024-06-03T07:12:00.000Z',
-      customer: { ref: 'cust-8812', type: 'consumer' },
+      customer: { ref: 'cust-8812', type: 'consumer', merchantRef: 'cust-8812' },
       invoice: { ref: 'ACME-0042', amountDue: { value: 4900, currency: 'EUR' } },
       payment: { ref: 'QFQTPCQ8HXSKGK82', method: 'card' },
       failure: { code: 'Not enough balance', reason: 'insufficient_funds', retryable: true, final: true },
@@ -93,7 +93,11 @@ describe('a refused recurring card authorisation (the §3.5 example)', () => {
   });
 
   it('reads the shopper e-mail when the webhook includes it', () => {
-    expect(normalize(example({}, { shopperEmail: 'jan@example.nl' })).customer).toEqual({ ref: 'cust-8812', email: 'jan@example.nl', type: 'consumer' });
+    expect(normalize(example({}, { shopperEmail: 'jan@example.nl' })).customer).toEqual({ ref: 'cust-8812', email: 'jan@example.nl', type: 'consumer', merchantRef: 'cust-8812' });
+  });
+
+  it("takes the merchant's customer id from additionalData `metadata.customer_id` before the shopperReference (issue 12, hole 3)", () => {
+    expect(normalize(example({}, { 'metadata.customer_id': 'CRM-42' })).customer).toMatchObject({ ref: 'cust-8812', merchantRef: 'CRM-42' });
   });
 
   it('marks a live notification as live', () => {
@@ -156,7 +160,7 @@ describe('a refused SEPA recurring authorisation', () => {
       providerEventType: 'AUTHORISATION',
       kind: 'payment_failed',
       occurredAt: '2024-07-01T04:30:00.000Z',
-      customer: { ref: 'cust-9001', type: 'consumer' },
+      customer: { ref: 'cust-9001', type: 'consumer', merchantRef: 'cust-9001' },
       invoice: { ref: 'ACME-0077', amountDue: { value: 2995, currency: 'EUR' } },
       payment: { ref: 'M7SV2B3C9QKL8T11', method: 'sepa_debit' },
       failure: { code: 'AM04', reason: 'insufficient_funds', message: 'Refused — AM04 : Insufficient funds', retryable: true, final: true },
@@ -211,7 +215,7 @@ describe('a chargeback', () => {
       providerEventType: 'CHARGEBACK',
       kind: 'chargeback',
       occurredAt: '2024-08-12T12:00:00.000Z',
-      customer: { ref: 'cust-7001', type: 'consumer' },
+      customer: { ref: 'cust-7001', type: 'consumer', merchantRef: 'cust-7001' },
       invoice: { ref: 'ACME-0031', amountDue: { value: 1999, currency: 'EUR' } },
       payment: { ref: 'PAY8H2J4K6L8N0P2', method: 'card', relatedRefs: ['DSP4K2L9QW1ZX7C3'] },
       failure: { code: '10.4', reason: 'disputed', message: 'Fraudulent', retryable: false, final: true },
@@ -277,7 +281,7 @@ describe('a successful authorisation (recovery by the merchant`s retry)', () => 
       providerEventType: 'AUTHORISATION',
       kind: 'payment_succeeded',
       occurredAt: '2024-06-06T08:00:00.000Z',
-      customer: { ref: 'cust-8812', type: 'consumer' },
+      customer: { ref: 'cust-8812', type: 'consumer', merchantRef: 'cust-8812' },
       invoice: { ref: 'ACME-0042', amountDue: { value: 4900, currency: 'EUR' } },
       payment: { ref: 'RTRY5X8Q2M4N6B7V', method: 'card', amount: { value: 4900, currency: 'EUR' } },
       detail: {

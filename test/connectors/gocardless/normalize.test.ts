@@ -177,6 +177,18 @@ describe('the documented failed SEPA payment (§4.4)', () => {
   });
 });
 
+describe("the merchant's customer id (issue 12, hole 3)", () => {
+  it("is read from the customer's metadata first, then from the event's resource_metadata", async () => {
+    seedDocumentedPayment();
+    const event = { ...DOCUMENTED_BODY.events[0], resource_metadata: { customer_id: 'CRM-RES' } };
+    expect((await normalize(event)).customer?.merchantRef).toBe('CRM-RES');
+    fake.customers.set('CU123', { ...fake.customers.get('CU123'), metadata: { merchantCustomerId: 'CRM-CUS' } });
+    expect((await normalize(event)).customer?.merchantRef).toBe('CRM-CUS');
+    fake.customers.set('CU123', { ...fake.customers.get('CU123'), metadata: {} });
+    expect((await normalize(DOCUMENTED_BODY.events[0])).customer).toEqual(JAN);
+  });
+});
+
 describe('failure codes: the cause first, the SEPA reason code when the cause says nothing', () => {
   it.each([
     ['insufficient_funds', 'AM04', 'insufficient_funds', 'insufficient_funds', true],

@@ -399,6 +399,16 @@ describe('the debtor', () => {
     expect((await normalize(classic(p.id))).customer?.type).toBe('business');
   });
 
+  it("carries the merchant's customer id: the Mollie customer's metadata first, then the payment's (issue 12, hole 3)", async () => {
+    const p = molliePayments.sepaRecurring({ status: 'failed', metadata: { invoiceId: 'ACME-7', customer_id: 'CRM-PAY' } });
+    serve(p, mollieCustomer({ id: p.customerId, metadata: { customer_id: 'CRM-CST' } }));
+    expect((await normalize(classic(p.id))).customer?.merchantRef).toBe('CRM-CST');
+    const q = serve(molliePayments.sepaRecurring({ status: 'failed', metadata: { invoiceId: 'ACME-8', merchantCustomerId: 'CRM-PAY' } }));
+    expect((await normalize(classic(q.id))).customer?.merchantRef).toBe('CRM-PAY');
+    const r = serve(molliePayments.sepaRecurring({ status: 'failed' }));
+    expect((await normalize(classic(r.id))).customer).not.toHaveProperty('merchantRef');
+  });
+
   it('takes the billing address, and its country over the IBAN', async () => {
     const p = serve(
       molliePayments.card({

@@ -167,6 +167,15 @@ describe('invoice.payment_failed, pre-basil shape (psp-webhooks.md §1.5)', () =
     expect(e.invoice?.subscriptionRef).toBe('sub_1PFail00000000000000001');
   });
 
+  it("reads the merchant's customer id: the expanded customer's metadata first, then the subscription's copied onto the invoice, then the invoice's (issue 12, hole 3)", () => {
+    const sub = { subscription_details: { metadata: { customer_id: 'CRM-SUB' } }, metadata: { customer_id: 'CRM-INV' } };
+    expect(normalize(preBasil({ ...sub, customer: { id: 'cus_PFail000000001', object: 'customer', metadata: { merchantCustomerId: 'CRM-CUS' } } })).customer?.merchantRef).toBe('CRM-CUS');
+    expect(normalize(preBasil(sub)).customer?.merchantRef).toBe('CRM-SUB');
+    expect(normalize(preBasil({ metadata: { customer_id: 'CRM-INV' } })).customer?.merchantRef).toBe('CRM-INV');
+    expect(normalize(basil({ parent: { type: 'subscription_details', subscription_details: { metadata: { customer_id: 'CRM-B' }, subscription: 'sub_1' } } })).customer?.merchantRef).toBe('CRM-B');
+    expect(normalize(preBasil()).customer).not.toHaveProperty('merchantRef');
+  });
+
   it('keeps JPY amounts in minor units (exponent 0): ¥4900 stays 4900', () => {
     const e = normalize(preBasil({ currency: 'jpy', amount_due: 4900, amount_remaining: 4900 }));
     expect(e.invoice?.amountDue).toStrictEqual({ value: 4900, currency: 'JPY' });
