@@ -3,7 +3,8 @@
  *
  *   POST /v1/invoices/:ref/withdraw   { reason }  take it back (the claim is withdrawn)
  *   POST /v1/invoices/:ref/hold       { reason }  pause collecting it
- *   POST /v1/invoices/:ref/resume     { reason }  carry on after a hold
+ *   POST /v1/invoices/:ref/hold       { reason, holdUntil }  not handed over before then (an invoice still waiting for hand-over)
+ *   POST /v1/invoices/:ref/resume     { reason }  carry on after a hold (or release a holdUntil early)
  *   POST /v1/invoices/:ref/reminder   { sentAt }  the merchant's dunning sent the pre-hand-over letter then
  *
  * Each changes the claim and invoice at once (with the reason on their timelines), and owes the
@@ -12,6 +13,13 @@
  * the sync log. Tenant-scoped like the rest of the merchant API: another merchant's invoice is
  * 404; an invoice not with a partner (or not on hold, for resume) is 409. Answers 202: the agency
  * is told shortly, not yet.
+ *
+ * `hold` with `holdUntil` is for an invoice not handed over yet ("the customer promised to pay by
+ * the 30th", issue 12 hole 9; src/policy/merchant-hold.ts): it sets `invoices.hold_until`, and owes
+ * a hand-over check at that moment through the outbox; until then the check leaves the invoice out.
+ * Nothing goes to the agency. `resume` on such an invoice releases it early (a check due now).
+ * 400: holdUntil not a date, not in the future or too far ahead; 409: the invoice is with a partner
+ * (hold it there without holdUntil) or no longer waits for a hand-over. Answers 202.
  *
  * `reminder` is different: nothing goes to the agency. It sets `invoices.reminder_sent_at` (the date
  * the country rules' notice term runs from, src/pipeline/handover-check.ts) for an invoice that is
@@ -22,7 +30,7 @@
  */
 import express, { type Request, type RequestHandler, type Router } from 'express';
 import { z } from 'zod';
-import type { HubContext } from '../context';
+import type { HubContext, OutboxWriter } from '../context';
 import type { Sql } from '../store/db';
 import type { CaseRow, ClaimRow, InvoiceRow } from '../ledger/rows';
 import { addHistory } from '../ledger/history';
@@ -34,6 +42,7 @@ import { requireMerchant } from './merchant-auth';
 import { HttpError, notFound } from './errors';
 import { invoiceView } from './merchant-api';
 import { loadCountryRules, noticeEndsAt, ruleFor, type CountryRule } from '../policy/country-rules';
+import { heldByMerchant, parseHoldUntil } from '../policy/merchant-hold';
 
 export const MERCHANT_ACTIONS = ['withdraw', 'hold', 'resume'] as const;
 export type MerchantAction = (typeof MERCHANT_ACTIONS)[number];
@@ -42,6 +51,7 @@ const MAX_REF_LENGTH = 256;
 const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
 
 const actionBody = z.strictObject({
+  holdUntil: z.unknown().optional(),
   reason: z
     .string({ error: 'reason is required (a short text the agency and your timeline will show)' })
     .trim()
@@ -59,7 +69,7 @@ function refParam(req: Request): string {
   return v;
 }
 
-function parseReason(body: unknown): string {
+function parseReason(body: unknown, action: MerchantAction, now: Date): { reason: string; holdUntil: Date | null } {
   if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw new HttpError(400, 'bad_request', 'send a JSON object { "reason": "…" } with Content-Type: application/json');
   }
@@ -67,7 +77,11 @@ function parseReason(body: unknown): string {
   if (!parsed.success) {
     throw new HttpError(400, 'bad_request', parsed.error.issues[0].message);
   }
-  return parsed.data.reason;
+  if (parsed.data.holdUntil === undefined) return { reason: parsed.data.reason, holdUntil: null };
+  if (action !== 'hold') throw new HttpError(400, 'bad_request', `holdUntil belongs to hold, not ${action}`);
+  const until = parseHoldUntil(parsed.data.holdUntil, now);
+  if ('problem' in until) throw new HttpError(400, 'bad_request', until.problem);
+  return { reason: parsed.data.reason, holdUntil: until.at };
 }
 
 /** The status a claim or invoice had before its last hold (kept on the hold's history row). */
@@ -82,12 +96,12 @@ async function statusBeforeHold(sql: Sql, entity: 'claim' | 'invoice', id: strin
 
 interface Outcome {
   invoice: InvoiceRow;
-  claim: ClaimRow;
-  kase: CaseRow;
+  claim: ClaimRow | null;
+  kase: CaseRow | null;
   status: string;
 }
 
-async function act(ctx: HubContext, merchantId: string, ref: string, action: MerchantAction, reason: string): Promise<Outcome> {
+async function act(ctx: HubContext, merchantId: string, ref: string, action: MerchantAction, reason: string, holdUntil: Date | null = null): Promise<Outcome> {
   return ctx.commit(async (sql, outbox) => {
     const found = (await sql.query<{ id: string; customer_id: string }>(
       `SELECT id, customer_id FROM invoices WHERE merchant_id = $1 AND (id = $2 OR provider_ref = $2) ORDER BY created_at LIMIT 1`,
@@ -100,6 +114,15 @@ async function act(ctx: HubContext, merchantId: string, ref: string, action: Mer
     await sql.query(`SELECT d.id FROM debtors d JOIN customers c ON c.debtor_id = d.id WHERE c.id = $1 FOR UPDATE OF d`, [found.customer_id]);
     const inv = (await sql.query<InvoiceRow>(`SELECT * FROM invoices WHERE id = $1 FOR UPDATE`, [found.id])).rows[0];
     const claim = (await sql.query<ClaimRow>(`SELECT * FROM claims WHERE invoice_id = $1 AND ${LIVE} ORDER BY created_at DESC LIMIT 1 FOR UPDATE`, [inv.id])).rows[0];
+    if (claim && holdUntil) {
+      throw new HttpError(409, 'in_collection', `invoice ${ref} is with the collection partner (${inv.status}): holdUntil is for an invoice waiting for hand-over; hold it without holdUntil and resume it when you want`);
+    }
+    if (!claim && (holdUntil || (action === 'resume' && inv.hold_until))) {
+      return holdBeforeHandover(ctx, sql, outbox, merchantId, ref, inv, holdUntil, reason);
+    }
+    if (!claim && action === 'hold' && AWAITING_HANDOVER.includes(inv.status)) {
+      throw new HttpError(409, 'not_in_collection', `invoice ${ref} is ${inv.status}, not with a collection partner yet: send holdUntil to keep it from being handed over before that date`);
+    }
     if (!claim) throw new HttpError(409, 'not_in_collection', `invoice ${ref} is ${inv.status}: only an invoice with a collection partner can be ${action === 'withdraw' ? 'withdrawn' : action === 'hold' ? 'put on hold' : 'resumed'}`);
     const kase = (await sql.query<CaseRow>(`SELECT * FROM cases WHERE id = $1 AND merchant_id = $2 FOR UPDATE`, [claim.case_id, merchantId])).rows[0];
     if (!kase) throw notFound(`case of invoice ${ref}`);
@@ -146,6 +169,47 @@ async function act(ctx: HubContext, merchantId: string, ref: string, action: Mer
     const caseAfter = (await sql.query<CaseRow>(`SELECT * FROM cases WHERE id = $1`, [kase.id])).rows[0];
     return { invoice: after, claim: claimAfter, kase: caseAfter, status };
   });
+}
+
+// ---- hold until a date, before the hand-over ---------------------------------------------------
+
+const iso = (d: Date | string | null | undefined) => (d ? new Date(d).toISOString() : null);
+
+/**
+ * `hold` with holdUntil (or `resume` of such a hold) on an invoice not handed over yet, inside
+ * act()'s transaction with the customer and invoice rows locked. A hold sets hold_until and owes a
+ * hand-over check then; a release clears it and owes one now. A check already due for an earlier
+ * moment finds the invoice held and leaves it out (src/pipeline/handover-check.ts).
+ */
+async function holdBeforeHandover(
+  ctx: HubContext, sql: Sql, outbox: OutboxWriter, merchantId: string, ref: string, inv: InvoiceRow, holdUntil: Date | null, reason: string,
+): Promise<Outcome> {
+  const now = ctx.clock.now();
+  if (!AWAITING_HANDOVER.includes(inv.status)) {
+    throw new HttpError(409, 'not_awaiting_handover', `invoice ${ref} is ${inv.status}: it does not wait for a hand-over, so there is nothing to hold`);
+  }
+  const release = !holdUntil;
+  if (release && !heldByMerchant(inv, now)) {
+    throw new HttpError(409, 'not_on_hold', `invoice ${ref} is not held (its hold ${inv.hold_until ? `ended at ${iso(inv.hold_until)}` : 'was never set'})`);
+  }
+  const checkAt = holdUntil ?? now;
+  await sql.query(`UPDATE invoices SET hold_until = $2, updated_at = $3 WHERE id = $1`, [inv.id, holdUntil, now]);
+  await outbox.add({
+    kind: 'handover_check', lane: 'hub', payload: { customerId: inv.customer_id },
+    idempotencyKey: `hold-${inv.id}-${release ? `release-${now.getTime()}` : checkAt.getTime()}`,
+    merchantId, customerId: inv.customer_id, invoiceId: inv.id, dueAt: checkAt,
+  });
+  const detail = release ? { releasedFrom: iso(inv.hold_until), handoverCheckAt: iso(checkAt) } : { holdUntil: iso(holdUntil), previous: iso(inv.hold_until), handoverCheckAt: iso(checkAt) };
+  // A timeline entry, not a status: the invoice still waits for hand-over (no merchant webhook; the merchant asked).
+  await addHistory(sql, { merchantId, entity: 'invoice', entityId: inv.id, status: release ? 'handover_hold_released' : 'handover_held', reason, source: 'merchant', occurredAt: now, detail }, now);
+  await recordExchanges(sql, [{
+    merchantId, direction: 'in', party: 'merchant', operation: `POST /v1/invoices/:ref/${release ? 'resume' : 'hold'}`, outcome: 'ok', httpStatus: 202,
+    customerId: inv.customer_id, invoiceId: inv.id,
+    summary: release ? `hand-over hold released: ${reason}; hand-over check now` : `hand-over held until ${iso(holdUntil)}: ${reason}`,
+    request: { reason, ...(holdUntil ? { holdUntil: iso(holdUntil) } : {}) }, response: detail, at: now,
+  }]);
+  const after = (await sql.query<InvoiceRow>(`SELECT * FROM invoices WHERE id = $1`, [inv.id])).rows[0];
+  return { invoice: after, claim: null, kase: null, status: after.status };
 }
 
 // ---- POST /v1/invoices/:ref/reminder ---------------------------------------------------------
@@ -275,10 +339,13 @@ export function merchantActionsRouter(ctx: HubContext, opts: MerchantActionsOpti
     router.post(`/v1/invoices/:ref/${action}`, auth, opts.perMerchantLimit ?? noLimit, json, async (req, res) => {
       const merchantId = req.merchantId!;
       const ref = refParam(req);
-      const reason = parseReason(req.body);
-      const done = await act(ctx, merchantId, ref, action, reason);
-      ctx.logger.info(`invoice ${action} requested by merchant`, { merchantId, invoiceId: done.invoice.id, caseId: done.kase.id });
-      res.status(202).json({ action, reason, status: done.status, invoice: invoiceView(done.invoice, done.claim, done.kase) });
+      const { reason, holdUntil } = parseReason(req.body, action, ctx.clock.now());
+      const done = await act(ctx, merchantId, ref, action, reason, holdUntil);
+      ctx.logger.info(`invoice ${action} requested by merchant`, { merchantId, invoiceId: done.invoice.id, caseId: done.kase?.id ?? null });
+      res.status(202).json({
+        action, reason, status: done.status, ...(done.claim ? {} : { holdUntil: iso(done.invoice.hold_until) }),
+        invoice: invoiceView(done.invoice, done.claim, done.kase),
+      });
     });
   }
 

@@ -129,6 +129,8 @@ export function invoiceView(inv: InvoiceRow, claim?: ClaimRow | null, kase?: Cas
       ? { code: inv.failure_code, reason: inv.failure_reason, message: inv.failure_message, retryable: inv.failure_retryable, final: inv.failure_final, count: inv.failure_count, firstAt: iso(inv.first_failed_at), lastAt: iso(inv.last_failed_at) }
       : null,
     handoverDueAt: iso(inv.handover_due_at),
+    /** Held by the merchant until then (POST /v1/invoices/:ref/hold with holdUntil); null: not held. */
+    holdUntil: iso(inv.hold_until ?? null),
     arrangement: inv.arrangement ?? null,
     subscriptionRef: inv.subscription_ref,
     paymentMethod: inv.payment_method,

@@ -56,6 +56,8 @@ export interface InvoiceRow {
   last_update_at: Date | null;
   last_update_seq: number | null;
   reminder_sent_at: Date | null;
+  /** The merchant holds the hand-over until then (migration 011, src/policy/merchant-hold.ts); null: not held. */
+  hold_until?: Date | null;
   /** PSP-paid + agency-collected beyond amount_due: the debtor's money (migration 008, src/ledger/owed-back.ts). */
   amount_owed_back?: number;
   created_at: Date;
