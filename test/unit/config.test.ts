@@ -101,7 +101,7 @@ describe('the optional blocks documented in the example (commented out there)', 
     let text = EXAMPLE_FILE;
     for (const key of ['mollie', 'adyen', 'gocardless']) text = uncommentBlock(text, key);
     const c = parseConfig(text, env);
-    expect(c.merchants[0].providers.mollie).toEqual({ apiKey: env.ACME_MOLLIE_KEY, webhookSigningSecret: env.ACME_MOLLIE_WHSEC, apiBase: 'http://127.0.0.1:4020' });
+    expect(c.merchants[0].providers.mollie).toEqual({ apiKey: env.ACME_MOLLIE_KEY, webhookSigningSecret: env.ACME_MOLLIE_WHSEC, apiBase: 'http://127.0.0.1:4020', invoiceLink: ['metadata.invoiceId', 'subscriptionPeriod'] });
     expect(c.merchants[0].providers.adyen).toMatchObject({ hmacKeys: env.ACME_ADYEN_HMAC, basicAuth: { username: 'acme', password: 'basic-password' }, merchantAccount: 'AcmeSubscriptionsNL' });
     expect(c.merchants[0].providers.gocardless).toMatchObject({ webhookSecret: env.ACME_GOCARDLESS_WHSEC, accessToken: 'sandbox_token' });
   });
