@@ -39,7 +39,8 @@ import { createHub, type Hub } from '../src/hub';
 import { createLogger } from '../src/observability/logger';
 import { issueMerchantToken } from '../src/http/merchant-auth';
 import { createAgencySimulator, type AgencySimulator } from '../sim/agency-sim/simulator';
-import { loadCountryRules, noticeEndsAt, ruleFor } from '../src/policy/country-rules';
+import { loadCountryRules, ruleFor } from '../src/policy/country-rules';
+import { invoiceNoticeGate } from '../src/policy/letter-evidence';
 import { loadCustomerPicture } from '../src/reports/customer-picture';
 import { signStripe } from '../sim/psp/stripe-events';
 import { classicBody } from '../sim/psp/mollie-events';
@@ -193,7 +194,9 @@ merchants:
         accessToken: "\${DEMO_ACME_GOCARDLESS_TOKEN}"
         apiBase: ${fakes.gocardlessUrl}   # the demo's fake GoCardless API
     partner: ${PARTNER_ID}
-    policy: { handoverAfterDays: 14, minAmount: { value: 500, currency: EUR }, stackWindowDays: 45 }
+    # dunningLetterAfterDays: acme states its dunning sends the NL 14-day letter on the day of the
+    # first failure: the hub's letter evidence for the notice term and the WIK costs (README "Country rules").
+    policy: { handoverAfterDays: 14, minAmount: { value: 500, currency: EUR }, stackWindowDays: 45, dunningLetterAfterDays: 0 }
   - id: globex
     name: Globex GmbH
     country: DE
@@ -203,6 +206,7 @@ merchants:
         hmacKeys: "\${DEMO_GLOBEX_ADYEN_HMAC_KEY}"
         merchantAccount: ${ADYEN_MERCHANT_ACCOUNT}
         basicAuth: { username: "\${DEMO_GLOBEX_ADYEN_USER}", password: "\${DEMO_GLOBEX_ADYEN_PASSWORD}" }
+        maxEventAgeDays: 400   # the demo replays months of history at once; a live webhook is never older than 30 days
     partner: ${RIVERTY_ID}
     policy: { handoverAfterDays: 14, minAmount: { value: 500, currency: EUR }, stackWindowDays: 45 }
 partners:
@@ -443,16 +447,18 @@ async function main(): Promise<void> {
   await ensurePortFree(s.rivertyPort, 'riverty agency simulator', 'DEMO_RIVERTY_SIM_PORT');
   prepareDataDir(s.dataDir);
 
+  // New for each run, drawn as the hub's first start draws its own (src/config/secrets.ts), so each
+  // passes the rules a hub applies to its secrets at start-up.
   const secrets: Secrets = {
-    merchantToken: secret(),
-    hubToAgency: secret(),
-    agencyToHub: secret(),
-    rivertyClientSecret: secret(),
-    stripe: { acme: secret('whsec_'), globex: secret('whsec_') },
-    // Mollie keys are `test_`/`live_` and alphanumerics; Adyen HMAC keys are hex.
+    merchantToken: generateSecret('merchantToken'),
+    hubToAgency: generateSecret('hs256'),
+    agencyToHub: generateSecret('hs256'),
+    rivertyClientSecret: generateSecret('clientSecret'),
+    stripe: { acme: generateSecret('stripeWebhook'), globex: generateSecret('stripeWebhook') },
+    // Mollie keys are `test_`/`live_` and alphanumerics.
     mollieApiKey: `test_${crypto.randomBytes(15).toString('hex')}`,
-    gocardless: { webhookSecret: secret(), accessToken: `sandbox_${secret()}` },
-    adyen: { hmacKey: crypto.randomBytes(32).toString('hex').toUpperCase(), username: 'ws_globex_demo', password: secret() },
+    gocardless: { webhookSecret: generateSecret('gocardlessWebhook'), accessToken: `sandbox_${secret()}` },
+    adyen: { hmacKey: generateSecret('adyenHmac'), username: 'ws_globex_demo', password: generateSecret('basicAuthPassword') },
   };
 
   // The PSP APIs the hub reads from (Mollie's payments, GoCardless's payments, mandates and
@@ -699,11 +705,9 @@ async function noticeGated(hub: Hub, config: HubConfig, now: Date): Promise<Gate
     if (!merchant?.policy.countryRules || !row.handover_due_at) continue;
     const country = row.country ?? merchant.country;
     const rule = ruleFor(rules, country, row.type);
-    // As src/pipeline/handover-check.ts: the reported reminder, else noticeAfterDays after the first failure.
-    const reminder = row.reminder_sent_at
-      ? new Date(row.reminder_sent_at)
-      : new Date(new Date(row.first_failed_at ?? row.created_at).getTime() + merchant.policy.noticeAfterDays * 86_400_000);
-    const gate = noticeEndsAt(rule, reminder);
+    // As src/pipeline/handover-check.ts: the reported reminder, else the merchant's declared dunning day.
+    const g = invoiceNoticeGate(rule, row, merchant.policy);
+    const gate = g.kind === 'ends' ? g.at : null;
     const due = new Date(row.handover_due_at);
     if (gate && gate > now && due <= now) out.push({ merchant: row.merchant_id, ref: row.provider_ref, country, handoverDueAt: due, gateEndsAt: gate });
   }

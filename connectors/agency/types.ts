@@ -26,6 +26,13 @@ export interface CaseClaim {
   dueAt?: string;
   description?: string;
   failure: { provider: string; code: string; reason: FailureReason };
+  /**
+   * This claim's statutory costs (issue 12): its own, capped across the debtor's claims; value 0
+   * with the reason when none may be charged (no evidence of the required letter). A documented
+   * extension of contract §5 like withdraw's `claimReference`; the case-level `collectionCosts`
+   * stays the sum over the case's claims.
+   */
+  collectionCosts?: Money & { basis: string };
 }
 
 export interface CaseSubmission {

@@ -39,6 +39,7 @@ export interface SimClaim {
   dueAt?: string;
   description?: string;
   failure: ClaimInput['failure'];
+  collectionCosts?: ClaimInput['collectionCosts'];
   status: AgencyStatus;
   reason?: ResolutionReason;
   /** Minor units the agency collected. */
@@ -478,6 +479,7 @@ export class CaseBook {
       dueAt: input.dueAt,
       description: input.description,
       failure: input.failure,
+      ...(input.collectionCosts ? { collectionCosts: input.collectionCosts } : {}),
       status: 'submitted',
       collected: 0,
       paidToMerchant: 0,

@@ -46,6 +46,8 @@ export const claimSchema = z.object({
     code: text,
     reason: z.enum(FAILURE_REASONS),
   }),
+  /** The claim's own statutory costs (hub extension of contract §5; 0 with the reason when none may be charged). */
+  collectionCosts: moneySchema.extend({ value: z.number().int().nonnegative(), basis: text }).optional(),
 });
 export type ClaimInput = z.infer<typeof claimSchema>;
 

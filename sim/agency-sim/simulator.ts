@@ -154,6 +154,7 @@ function caseView(c: SimCase): CaseView {
       status: k.status,
       ...(k.reason ? { reason: k.reason } : {}),
       principal: k.principal,
+      ...(k.collectionCosts ? { collectionCosts: k.collectionCosts } : {}),
       amountCollected: money(k.collected, c.currency),
       amountPaidToMerchant: money(k.paidToMerchant, c.currency),
       amountOpen: money(openAmount(k), c.currency),

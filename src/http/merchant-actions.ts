@@ -42,6 +42,7 @@ import { requireMerchant } from './merchant-auth';
 import { HttpError, notFound } from './errors';
 import { invoiceView } from './merchant-api';
 import { loadCountryRules, noticeEndsAt, ruleFor, type CountryRule } from '../policy/country-rules';
+import { letterDateProblem } from '../policy/letter-evidence';
 import { heldByMerchant, parseHoldUntil } from '../policy/merchant-hold';
 
 export const MERCHANT_ACTIONS = ['withdraw', 'hold', 'resume'] as const;
@@ -282,6 +283,10 @@ async function reportReminder(ctx: HubContext, merchantId: string, ref: string, 
           : `invoice ${ref} is ${inv.status}: it does not wait for a hand-over, so a reminder date changes nothing`,
       );
     }
+    // A letter before the debt fell due starts no term (src/policy/letter-evidence.ts); a subscription's
+    // failed charge is its due date when the PSP gives none.
+    const tooEarly = letterDateProblem(sentAt, inv.due_at ? new Date(inv.due_at) : inv.first_failed_at ? new Date(inv.first_failed_at) : null);
+    if (tooEarly) throw new HttpError(422, 'letter_before_due_date', `invoice ${ref}: ${tooEarly}`);
     const now = ctx.clock.now();
     const previous = inv.reminder_sent_at ? new Date(inv.reminder_sent_at).toISOString() : null;
     await sql.query(`UPDATE invoices SET reminder_sent_at = $2, updated_at = $3 WHERE id = $1`, [inv.id, sentAt, now]);

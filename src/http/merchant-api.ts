@@ -157,7 +157,13 @@ function caseView(c: CaseRow, claims: ClaimRow[]) {
     openedAt: iso(c.opened_at),
     submittedAt: iso(c.submitted_at),
     closedAt: iso(c.closed_at),
-    claims: claims.map((x) => ({ id: x.id, invoiceId: x.invoice_id, status: x.status, resolution: x.resolution, principal: money(x.principal, x.currency), amountCollected: money(x.amount_collected, x.currency), arrangement: x.arrangement ?? null })),
+    // Statutory costs (src/policy/letter-evidence.ts): the case's total and each claim's own, with the
+    // basis (or why there are none, e.g. no evidence of the 14-day letter); null where no cost rule applies.
+    collectionCosts: c.collection_costs != null ? { ...money(c.collection_costs, c.currency), basis: c.collection_costs_basis } : null,
+    claims: claims.map((x) => ({
+      id: x.id, invoiceId: x.invoice_id, status: x.status, resolution: x.resolution, principal: money(x.principal, x.currency), amountCollected: money(x.amount_collected, x.currency), arrangement: x.arrangement ?? null,
+      collectionCosts: x.collection_costs != null ? { ...money(x.collection_costs, x.currency), basis: x.collection_costs_basis ?? null } : null,
+    })),
   };
 }
 

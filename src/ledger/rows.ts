@@ -98,4 +98,8 @@ export interface ClaimRow {
   sent_at: Date | null;
   last_update_at: Date | null;
   last_update_seq: number | null;
+  /** Statutory costs on this claim (migration 010); null where no cost rule applies. */
+  collection_costs?: number | string | null;
+  collection_costs_vat?: number | string;
+  collection_costs_basis?: string | null;
 }

@@ -7,14 +7,14 @@ import type { HubContext, OutboxWriter } from '../context';
 import type { Sql } from '../store/db';
 import type { OutboxRow } from '../outbox/outbox';
 import { completeRow, partnerLane } from '../outbox/outbox';
-import { decideHandover, type HandoverCandidate } from '../policy/handover-policy';
+import { decideHandover, nextCheckAt, type HandoverCandidate } from '../policy/handover-policy';
 import { newId } from '../domain/ids';
 import { addHistoryRows } from './history-rows';
 import type { InvoiceRow, CaseRow } from '../ledger/rows';
 import { Permanent } from './errors';
-import { collectionCosts, loadCountryRules, noticeEndsAt, ruleFor, type CountryRule } from '../policy/country-rules';
-import { DAY_MS } from '../domain/clock';
-import { heldByMerchant } from '../policy/merchant-hold';
+import { loadCountryRules, ruleFor, type CountryRule } from '../policy/country-rules';
+import { invoiceNoticeGate } from '../policy/letter-evidence';
+import { newCaseCosts, priceClaims, storeClaimCosts } from './claim-costs';
 
 let rulesCache: CountryRule[] | null = null;
 const countryRules = () => (rulesCache ??= loadCountryRules());
@@ -57,7 +57,7 @@ export async function checkHandover(ctx: HubContext, sql: Sql, outbox: OutboxWri
        FROM invoices i JOIN customers c ON c.id = i.customer_id
       WHERE c.debtor_id = $1 AND i.merchant_id = $2 AND i.status = 'pending_handover' ORDER BY i.first_failed_at, i.id`,
     [debtorId, merchant.id],
-  )).rows.filter((i) => !heldByMerchant(i, now)); // held by the merchant: out until its date (a check is due then; src/policy/merchant-hold.ts)
+  )).rows;
   // Each invoice's own customer decides its notice term: one person may be known as NL at one PSP
   // and not at another (then the merchant's country applies, as for any customer).
   const ruleOf = (i: { customer_id: string; customer_country: string | null; customer_type: 'consumer' | 'business' }) =>
@@ -66,14 +66,19 @@ export async function checkHandover(ctx: HubContext, sql: Sql, outbox: OutboxWri
   for (const currency of new Set(invoices.map((i) => i.currency))) {
     const candidates: HandoverCandidate[] = invoices
       .filter((i) => i.currency === currency)
-      .map((i) => ({
-        invoiceId: i.id,
-        amountOpen: Math.max(0, Number(i.amount_due) - Number(i.amount_paid)),
-        currency,
-        failureFinal: i.failure_final,
-        firstFailedAt: new Date(i.first_failed_at ?? i.created_at),
-        notBefore: noticeEndsAt(rule, reminderDate(i, merchant.policy.noticeAfterDays)),
-      }));
+      .map((i) => {
+        // The notice term runs from the evidenced letter; no evidence under a letter rule: wait for it (src/policy/letter-evidence.ts).
+        const gate = invoiceNoticeGate(ruleOf(i), i, merchant.policy);
+        return {
+          invoiceId: i.id,
+          amountOpen: Math.max(0, Number(i.amount_due) - Number(i.amount_paid)),
+          currency,
+          failureFinal: i.failure_final,
+          firstFailedAt: new Date(i.first_failed_at ?? i.created_at),
+          notBefore: gate.kind === 'ends' ? gate.at : null,
+          awaitingLetter: gate.kind === 'awaiting_letter',
+        };
+      });
     const open = (await sql.query<CaseRow>(
       `SELECT * FROM cases WHERE debtor_id = $1 AND partner_id = $2 AND currency = $3
          AND status NOT IN ('paid','withdrawn','uncollectible','closed') ORDER BY opened_at DESC LIMIT 1`,
@@ -95,20 +100,15 @@ export async function checkHandover(ctx: HubContext, sql: Sql, outbox: OutboxWri
       continue;
     }
     const caseId = decision.action === 'stack' ? decision.caseId : newId('cse');
-    let costs: { value: number; basis: string } | null = null;
-    if (decision.action === 'open_case') {
-      const principals = decision.invoiceIds.map((id) => candidates.find((c) => c.invoiceId === id)!.amountOpen);
-      if (rule?.costs) {
-        const window = rule.recurringCap ? rule.recurringCap.windowDays * DAY_MS : 0;
-        const earlier = window
-          ? (await sql.query<{ n: number }>(
-              `SELECT COALESCE(SUM(collection_costs), 0)::bigint AS n FROM cases WHERE customer_id = $1 AND opened_at > $2`,
-              [customerId, new Date(now.getTime() - window)],
-            )).rows[0].n
-          : 0;
-        costs = collectionCosts(rule, decision.amount, { currency, smallestClaim: Math.min(...principals), earlierCostsInWindow: Number(earlier) });
-      }
-    }
+    // Statutory costs per claim, opened or stacked (issue 12, holes 4 and 6): each needs its own
+    // letter evidence under a letter rule, and the Wki cap counts the debtor's window (./claim-costs.ts).
+    const claimCosts = await priceClaims(sql, {
+      debtorId, currency, now, policy: merchant.policy,
+      claims: decision.invoiceIds.map((id) => ({ invoiceId: id, principal: candidates.find((c) => c.invoiceId === id)!.amountOpen })),
+      invoiceOf: (id) => invoices.find((i) => i.id === id)!,
+      ruleOf: (i) => ruleOf(i as (typeof invoices)[number]),
+    });
+    const costs = decision.action === 'open_case' ? newCaseCosts(claimCosts) : null;
     // The case (opened, or the open one's last_claim_at), its claims and the invoices' move to it
     // in one statement, and their timeline entries in one more: a round trip each, however many
     // invoices go (a worker's time goes mostly into round trips; BENCHMARKS.md).
@@ -135,6 +135,7 @@ export async function checkHandover(ctx: HubContext, sql: Sql, outbox: OutboxWri
        UPDATE invoices i SET status = 'submitted', case_id = c.case_id, updated_at = $4 FROM new_claims c WHERE i.id = c.invoice_id`,
       params,
     );
+    await storeClaimCosts(sql, caseId, claimCosts, decision.action === 'stack');
     await addHistoryRows(sql, [
       ...(decision.action === 'open_case'
         ? [{ merchantId: merchant.id, entity: 'case' as const, entityId: caseId, status: 'submitted', source: 'hub', occurredAt: now, detail: { partner: partnerId, invoices: decision.invoiceIds.length } }]
@@ -158,13 +159,16 @@ export async function checkHandover(ctx: HubContext, sql: Sql, outbox: OutboxWri
         idempotencyKey: `case-${caseId}`, merchantId: merchant.id, customerId, caseId,
       });
     }
+    // Invoices of this debtor still inside their own notice term go later: a check when the first comes due.
+    const next = nextCheckAt(now, merchant.policy, candidates, decision.invoiceIds);
+    if (next) {
+      await outbox.add({
+        kind: 'handover_check', lane: 'hub', payload: { customerId }, idempotencyKey: `handover-${customerId}-${next.getTime()}`,
+        merchantId: merchant.id, customerId, dueAt: next,
+      });
+    }
     out.push(`${currency}: ${decision.action === 'stack' ? `stacked ${claimIds.length} onto` : `opened`} case ${caseId}`);
   }
   return out;
 }
 
-/** When the debtor got (or is taken to have got) the pre-hand-over letter for this invoice. */
-export function reminderDate(inv: InvoiceRow & { reminder_sent_at?: Date | null }, noticeAfterDays: number): Date {
-  if (inv.reminder_sent_at) return new Date(inv.reminder_sent_at);
-  return new Date(new Date(inv.first_failed_at ?? inv.created_at).getTime() + noticeAfterDays * DAY_MS);
-}

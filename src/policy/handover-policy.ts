@@ -75,3 +75,23 @@ export function decideHandover(input: {
   }
   return { action: 'open_case', invoiceIds: ids, amount: due.reduce((n, c) => n + c.amountOpen, 0) };
 }
+
+/**
+ * After a case is opened or stacked, the invoices that were not due yet (each waits for its own
+ * notice term or hand-over date) need a check of their own: the earliest moment one of them
+ * comes due, or null when none waits for a date (an invoice waiting for letter evidence is woken
+ * by the reminder API instead).
+ */
+export function nextCheckAt(
+  now: Date,
+  policy: Pick<Policy, 'handoverAfterDays'>,
+  candidates: HandoverCandidate[],
+  handedOver: string[],
+): Date | null {
+  const taken = new Set(handedOver);
+  const later = candidates
+    .filter((c) => c.failureFinal && c.amountOpen > 0 && !c.awaitingLetter && !taken.has(c.invoiceId))
+    .map((c) => Math.max(handoverDueAt(c.firstFailedAt, policy).getTime(), c.notBefore?.getTime() ?? 0))
+    .filter((t) => t > now.getTime());
+  return later.length ? new Date(Math.min(...later)) : null;
+}

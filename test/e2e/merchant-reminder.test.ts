@@ -1,19 +1,21 @@
 /**
  * The merchant-reported reminder date (POST /v1/invoices/:ref/reminder) end to end, with the NL
- * consumer notice gate (embedded mode, manual clock). Without a reported date the hub takes the
- * letter as sent `noticeAfterDays` (0) after the failure, so an invoice that failed today waits
- * out the whole term. A reported date moves the gate: the letter counts as delivered on the second
- * day after dispatch (Sundays and Mondays not counted), the 14-day term starts the next day, and
- * the invoice goes the day after the term (HR 2016:2704; mappings/policy/country-rules.yaml) —
- * so a reminder 15 days back still waits a few days, 20 days back goes at once.
+ * consumer notice gate (embedded mode, manual clock). Without a reported date (and no declared
+ * dunning day) the hub has no evidence of a letter, so the invoice waits for one (issue 12, hole 4).
+ * A reported date sets the gate: the letter counts as delivered on the second day after dispatch
+ * (Sundays, Mondays and public holidays not counted), the 14-day term starts the next day, runs on
+ * past a weekend or holiday at its end (Algemene termijnenwet), and the invoice goes the day after
+ * (HR 2016:2704; mappings/policy/country-rules.yaml) — so a reminder 15 days back still waits a
+ * few days, 20 days back goes at once. A date before the invoice fell due is refused (422).
  */
 import { startStack, type Stack } from '../support/stack';
 import { waitFor } from '../support/services';
 import { stripeEvents } from '../../sim/psp/stripe-events';
 import { ManualClock, DAY_MS } from '../../src/domain/clock';
 
-// Friday 2 January 2026, 15:00 UTC: the failures happen now; noticeAfterDays 0 → the default letter is today.
+// Friday 2 January 2026, 15:00 UTC: now. The invoices failed on Monday 8 December 2025; no letter is known.
 const T0 = Date.parse('2026-01-02T15:00:00Z');
+const FAILED = Date.parse('2025-12-08T15:00:00Z');
 const daysAgo = (d: number) => new Date(T0 - d * DAY_MS).toISOString();
 
 describe('merchant-reported reminder date and the NL notice gate (embedded mode)', () => {
@@ -51,17 +53,21 @@ describe('merchant-reported reminder date and the NL notice gate (embedded mode)
   const refs = { twenty: 'in_rem20', fifteen: 'in_rem15', three: 'in_rem03' };
 
   it('holds NL consumer invoices without a reminder; a reported date moves the gate; checks, errors and the sync log', async () => {
-    const created = Math.floor(T0 / 1000);
+    const created = Math.floor(FAILED / 1000);
     for (const [k, invoice] of Object.entries(refs)) {
       const f = { invoice, customer: `cus_rem_${k}`, amount: 20000, created, nextPaymentAttempt: null, failureCode: 'insufficient_funds', country: 'NL' };
-      expect((await stack.sendStripe('acme', stripeEvents.paymentFailed(f), { timestamp: created })).status).toBe(200);
+      // Delivered now (the signature's age is checked against the hub's clock), about a failure 25 days ago.
+      expect((await stack.sendStripe('acme', stripeEvents.paymentFailed(f), { timestamp: Math.floor(T0 / 1000) })).status).toBe(200);
     }
     for (const ref of Object.values(refs)) {
       await waitFor(async () => (await stack.get(`/v1/invoices/${ref}`)).body?.status === 'pending_handover', 15_000, 100, `${ref} pending`);
     }
-    // No reminder reported: the letter is taken as sent today; the term runs to 20 January.
+    // No reminder reported and no dunning day declared: no evidence of a letter, so they wait
+    // (25 days after the failure, long past the merchant's hand-over date).
     await at('2026-01-02T15:00:01Z');
     for (const ref of Object.values(refs)) expect(await caseOf(ref)).toBeNull();
+    // A letter before the invoice fell due (here: its failed charge on 8 December) starts no term.
+    expect(await post(refs.three, { sentAt: '2025-12-07' })).toMatchObject({ status: 422, body: { error: { code: 'letter_before_due_date', message: expect.stringContaining("before the invoice's due date 2025-12-08") } } });
 
     // Bad requests first: nothing changes.
     expect(await post(refs.three, {})).toMatchObject({ status: 400, body: { error: { code: 'bad_request', message: expect.stringContaining('sentAt is required') } } });
@@ -79,24 +85,26 @@ describe('merchant-reported reminder date and the NL notice gate (embedded mode)
     const c20 = await handedOver(refs.twenty);
     expect(stack.sim.case(c20.partnerRef).collectionCosts).toMatchObject({ value: 4000, currency: 'EUR', basis: expect.stringContaining('WIK') });
 
-    // 15 days back (Thu 18 Dec): delivered Sat 20 Dec, term 21 Dec–3 Jan: goes on 4 January, not the 21st.
+    // 15 days back (Thu 18 Dec): delivered Sat 20 Dec, term 21 Dec–3 Jan; the 3rd is a Saturday, so
+    // the term runs on to Monday 5 Jan (Algemene termijnenwet art. 1): goes on 6 January.
     const fifteen = await post(refs.fifteen, { sentAt: daysAgo(15) });
-    expect(fifteen).toMatchObject({ status: 200, body: { noticeEndsAt: '2026-01-04T00:00:00.000Z', handoverCheckAt: '2026-01-04T00:00:00.000Z', invoice: { status: 'pending_handover' } } });
-    // 3 days back (Tue 30 Dec), as a plain date: delivered Thu 1 Jan, term 2–15 Jan: goes on 16 January.
+    expect(fifteen).toMatchObject({ status: 200, body: { noticeEndsAt: '2026-01-06T00:00:00.000Z', handoverCheckAt: '2026-01-06T00:00:00.000Z', invoice: { status: 'pending_handover' } } });
+    // 3 days back (Tue 30 Dec), as a plain date: New Year's Day is not counted, so delivered Fri 2 Jan,
+    // term 3–16 Jan: goes on 17 January (without the holiday it would have gone on the 16th).
     const three = await post(refs.three, { sentAt: '2025-12-30' });
-    expect(three).toMatchObject({ status: 200, body: { sentAt: '2025-12-30T00:00:00.000Z', noticeEndsAt: '2026-01-16T00:00:00.000Z' } });
+    expect(three).toMatchObject({ status: 200, body: { sentAt: '2025-12-30T00:00:00.000Z', noticeEndsAt: '2026-01-17T00:00:00.000Z' } });
 
-    await at('2026-01-03T23:59:00Z');
+    await at('2026-01-05T23:59:00Z');
     expect(await caseOf(refs.fifteen)).toBeNull();
     expect(await caseOf(refs.three)).toBeNull();
 
-    await at('2026-01-04T00:00:01Z');
+    await at('2026-01-06T00:00:01Z');
     await handedOver(refs.fifteen);
     expect(await caseOf(refs.three)).toBeNull();
 
-    await at('2026-01-15T23:00:00Z');
+    await at('2026-01-16T23:00:00Z');
     expect(await caseOf(refs.three)).toBeNull();
-    await at('2026-01-16T00:00:01Z');
+    await at('2026-01-17T00:00:01Z');
     await handedOver(refs.three);
 
     // Handed over: the reminder date no longer matters.
@@ -106,6 +114,6 @@ describe('merchant-reported reminder date and the NL notice gate (embedded mode)
     const inv = (await stack.get(`/v1/invoices/${refs.three}`)).body;
     expect(inv.timeline).toContainEqual(expect.objectContaining({ status: 'reminder_sent', source: 'merchant' }));
     const log = (await stack.get(`/v1/sync-log?invoice=${refs.three}&direction=in`)).body.data as { party: string; operation: string; outcome: string; summary: string }[];
-    expect(log).toContainEqual(expect.objectContaining({ party: 'merchant', operation: 'POST /v1/invoices/:ref/reminder', outcome: 'ok', summary: expect.stringContaining('2026-01-16T00:00:00.000Z') }));
+    expect(log).toContainEqual(expect.objectContaining({ party: 'merchant', operation: 'POST /v1/invoices/:ref/reminder', outcome: 'ok', summary: expect.stringContaining('2026-01-17T00:00:00.000Z') }));
   }, 90_000);
 });

@@ -89,6 +89,8 @@ export interface StackOptions {
    * `    writeBack: { stripe: { markUncollectible: true } }`.
    */
   acmeExtra?: string;
+  /** Policy keys set on a merchant after parsing (e.g. `{ acme: { dunningLetterAfterDays: 0 } }`). */
+  policy?: Record<string, Record<string, unknown>>;
   /** Extra YAML for the partner's block, at its key indentation (4 spaces), e.g. `    debtorFields: [country]`. */
   partnerExtra?: string;
   /**
@@ -190,6 +192,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     env,
   );
   Object.assign(config.delivery, o.delivery ?? {});
+  for (const m of config.merchants) Object.assign(m.policy, o.policy?.[m.id] ?? {});
   const db = o.mode === 'embedded' ? await createPglite() : undefined;
   const hub = await createHub({ config, role: 'all' as HubRole, clock: o.clock, db, queuePrefix, logger: createLogger({ silent: true }) });
   const { url: hubUrl } = await hub.listen(hubPort, '127.0.0.1');

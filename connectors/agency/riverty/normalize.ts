@@ -251,7 +251,9 @@ export function toClaimRequest(c: CaseSubmission, allowed?: DebtorField[]): Rive
       { key: 'creditorName', value: c.creditor.name },
     ],
   };
-  if (c.collectionCosts) {
+  // A zero costs line (no costs may be charged, e.g. no evidence of the 14-day letter) is not sent:
+  // Riverty takes no zero amounts; the reason stays in the hub's case basis.
+  if (c.collectionCosts && c.collectionCosts.value > 0) {
     body.costs = [{ type: 'COLLECTION_COSTS', amount: toDecimal(c.collectionCosts), currency: c.collectionCosts.currency, description: c.collectionCosts.basis }];
   }
   return body;
