@@ -21,6 +21,8 @@ import type { HistoryEntry } from './history';
 import type { InvoiceRow } from './rows';
 import { partnerLane, type OutboxInput } from '../outbox/outbox';
 import { owedBackChange } from './owed-back';
+import { handoverDueAt } from '../policy/handover-policy';
+import type { Policy } from '../config/schema';
 
 /** The invoice as the decision needs it (numbers as numbers, times as ISO strings). */
 export interface InvoiceState {
@@ -38,6 +40,10 @@ export interface InvoiceState {
   failureCount: number;
   /** The PSP time of the newest event applied (ordering). */
   lastEventAt: string | null;
+  failureCode: string | null;
+  firstFailedAt: string | null;
+  lastFailedAt: string | null;
+  handoverDueAt: string | null;
 }
 
 /** The invoice's claim while it is with an agency (not ended). */
@@ -59,9 +65,23 @@ export interface PaymentState {
   invoice: InvoiceState;
   liveClaim: LiveClaim | null;
   echo: EchoFacts | null;
+  /** The merchant's hand-over policy (a final failure's hand-over date). */
+  policy?: Pick<Policy, 'handoverAfterDays'>;
 }
 
-export type InvoicePatch = Partial<Pick<InvoiceState, 'status' | 'resolution' | 'resolvedBy' | 'amountPaid' | 'amountCollected' | 'amountOwedBack' | 'lastEventAt'>>;
+/** The failure facts a failure event writes (columns failure_*, payment_method). */
+export interface FailurePatch {
+  failureReason: string;
+  failureMessage: string | null;
+  failureRetryable: boolean;
+  failureFinal: boolean;
+  paymentMethod: string;
+}
+
+export type InvoicePatch = Partial<
+  Pick<InvoiceState, 'status' | 'resolution' | 'resolvedBy' | 'amountDue' | 'amountPaid' | 'amountCollected' | 'amountOwedBack' | 'lastEventAt'
+    | 'failureCode' | 'failureCount' | 'firstFailedAt' | 'lastFailedAt' | 'handoverDueAt'> & FailurePatch
+>;
 
 export interface PaymentDecision {
   invoicePatch: InvoicePatch;
@@ -88,6 +108,7 @@ export function invoiceStateOf(row: InvoiceRow & { amount_owed_back?: number | s
     resolution: row.resolution, resolvedBy: row.resolved_by,
     amountDue: num(row.amount_due), amountPaid: num(row.amount_paid), amountCollected: num(row.amount_collected), amountOwedBack: num(row.amount_owed_back),
     failureCount: num(row.failure_count), lastEventAt: isoOrNull(row.last_event_at),
+    failureCode: row.failure_code, firstFailedAt: isoOrNull(row.first_failed_at), lastFailedAt: isoOrNull(row.last_failed_at), handoverDueAt: isoOrNull(row.handover_due_at),
   };
 }
 
@@ -103,8 +124,84 @@ const nothing = (note: string): PaymentDecision => ({ invoicePatch: {}, claimPat
  * decided here; the other kinds keep their branches in applyPaymentEvent.
  */
 export function decidePaymentEvent(state: PaymentState, ev: PaymentEvent): PaymentDecision {
-  if (ev.kind !== 'payment_succeeded') throw new Error(`decidePaymentEvent: ${ev.kind} is decided in applyPaymentEvent`);
-  return decidePayment(state, ev);
+  if (ev.kind === 'payment_succeeded') return decidePayment(state, ev);
+  if ((ev.kind === 'payment_failed' && ev.failure) || ev.kind === 'invoice_uncollectible') return decideFailure(state, ev);
+  throw new Error(`decidePaymentEvent: ${ev.kind}${ev.kind === 'payment_failed' ? ' without failure facts' : ''} is decided in applyPaymentEvent`);
+}
+
+/**
+ * A failure (or the PSP's uncollectible mark) on an invoice the hub knows. The newest failure's
+ * facts win (by the PSP's time); the hand-over is counted from the first failure; a final failure
+ * of an unpaid invoice makes it pending_handover with a hand-over check owed at its due date; a
+ * failure after a payment (a SEPA return after settlement) reopens a recovered or settled invoice.
+ * An older failure changes no status.
+ */
+function decideFailure({ invoice, echo, policy }: PaymentState, ev: PaymentEvent): PaymentDecision {
+  const at = ev.occurredAt;
+  if (echo) {
+    const d = nothing(`echo of our write-back (${echo.action}, delivery ${echo.outboxId}): not a new fact, invoice stays ${invoice.status}`);
+    d.history.push({
+      merchantId: ev.merchantId, entity: 'invoice', entityId: invoice.id, status: 'psp_writeback_echo', reason: null, source: ev.provider, occurredAt: at,
+      detail: { event: ev.providerEventType, eventId: ev.providerEventId, action: echo.action, writeBackOutboxId: echo.outboxId, matchedBy: echo.matchedBy, invoiceStatus: invoice.status },
+    });
+    return d;
+  }
+  if (!policy) throw new Error('decidePaymentEvent: a failure needs the merchant policy');
+  const occurred = new Date(at);
+  // A failure event that carries no failure facts says nothing about whether the PSP will retry:
+  // only an uncollectible mark makes it final.
+  const failure = ev.failure ?? { code: ev.kind === 'invoice_uncollectible' ? 'marked_uncollectible' : 'unknown', reason: 'unknown' as const, retryable: false, final: ev.kind === 'invoice_uncollectible' };
+  const final = ev.kind === 'invoice_uncollectible' ? true : failure.final;
+  const isNewestFailure = !invoice.lastFailedAt || occurred.getTime() >= Date.parse(invoice.lastFailedAt);
+  const firstFailedAt = invoice.firstFailedAt && Date.parse(invoice.firstFailedAt) < occurred.getTime() ? new Date(invoice.firstFailedAt) : occurred;
+  // An uncollectible mark keeps the failure reason that the payment attempts gave.
+  const keepReason = ev.kind === 'invoice_uncollectible' && !!invoice.failureCode;
+  const d = nothing('');
+  const p = d.invoicePatch;
+  if (isNewestFailure && !keepReason) Object.assign(p, { failureCode: failure.code, failureReason: failure.reason, failureMessage: failure.message ?? null, failureRetryable: failure.retryable });
+  if (isNewestFailure) p.failureFinal = final;
+  if (ev.kind === 'payment_failed') p.failureCount = invoice.failureCount + 1;
+  p.firstFailedAt = firstFailedAt.toISOString();
+  if (isNewestFailure) p.lastFailedAt = occurred.toISOString();
+  if (ev.invoice && isNewestFailure) p.amountDue = ev.invoice.amountDue.value;
+  if (ev.payment?.method) p.paymentMethod = ev.payment.method;
+  d.history.push({
+    merchantId: ev.merchantId, entity: 'invoice', entityId: invoice.id, status: 'payment_failed', reason: failure.reason, source: ev.provider, occurredAt: at,
+    detail: { event: ev.providerEventType, eventId: ev.providerEventId, code: failure.code, final, attempt: ev.payment?.attempt, nextAttemptAt: failure.nextAttemptAt },
+  });
+  const newer = isNewerEvent(invoice, at);
+  if (newer) p.lastEventAt = occurred.toISOString();
+  const statusEntry = (status: string, detail: Record<string, unknown> = {}): HistoryEntry => ({
+    merchantId: ev.merchantId, entity: 'invoice', entityId: invoice.id, status, reason: null, source: ev.provider, occurredAt: at,
+    detail: { event: ev.providerEventType, eventId: ev.providerEventId, ...detail },
+  });
+  let status = invoice.status;
+  if (newer && (status === 'recovered' || status === 'settled')) {
+    // Paid, then returned (a SEPA R-transaction after settlement): the money is gone again.
+    status = 'open';
+    Object.assign(p, { amountPaid: 0, resolution: null, resolvedBy: null });
+  }
+  if (newer && final && (status === 'open' || status === 'pending_handover')) {
+    const due = handoverDueAt(firstFailedAt, policy);
+    if (invoice.status !== 'pending_handover' || !invoice.handoverDueAt || Date.parse(invoice.handoverDueAt) !== due.getTime()) p.handoverDueAt = due.toISOString();
+    if (invoice.status !== 'pending_handover') {
+      Object.assign(p, { status: 'pending_handover', resolution: null, resolvedBy: null });
+      d.history.push(statusEntry('pending_handover', { handoverDueAt: due.toISOString() }));
+    }
+    // Idempotent per invoice and moment: the same failure again owes nothing new.
+    d.outbox.push({
+      kind: 'handover_check', lane: 'hub', payload: { customerId: invoice.customerId }, idempotencyKey: `handover-${invoice.id}-${due.getTime()}`,
+      merchantId: invoice.merchantId, customerId: invoice.customerId, invoiceId: invoice.id, dueAt: due,
+    });
+    d.note = `final failure: hand-over due ${due.toISOString()}`;
+    return d;
+  }
+  if (status !== invoice.status) {
+    Object.assign(p, { status, resolution: null, resolvedBy: null });
+    d.history.push(statusEntry(status));
+  }
+  d.note = final ? `failure recorded (invoice is ${status})` : 'failure recorded; the PSP will retry';
+  return d;
 }
 
 function decidePayment({ invoice, liveClaim, echo }: PaymentState, ev: PaymentEvent): PaymentDecision {

@@ -17,13 +17,12 @@ import type { OutboxWriter, MerchantSettings } from '../context';
 import { newId } from '../domain/ids';
 import { addHistory } from './history';
 import type { CustomerRow, InvoiceRow, ClaimRow } from './rows';
-import { handoverDueAt } from '../policy/handover-policy';
 import { partnerLane } from '../outbox/outbox';
 import { refreshCaseStatus } from './case-status';
 import { findLinkedInvoice, rememberLinkKeys, withLinkNote, type LinkOutcome } from './invoice-link';
 import { writeBackIdempotencyKey } from '../notify/stripe-writeback-stage';
 import { linkDebtor } from './debtors';
-import { decidePaymentEvent, invoiceStateOf, type LiveClaim, type PaymentDecision } from './payment-decision';
+import { decidePaymentEvent, invoiceStateOf, type InvoicePatch, type LiveClaim, type PaymentDecision } from './payment-decision';
 import { addHistoryRows } from '../pipeline/history-rows';
 
 export interface LedgerResult {
@@ -153,20 +152,6 @@ async function setInvoiceStatus(
   );
 }
 
-/** Schedule the hand-over check for the moment this invoice becomes due (idempotent per invoice and moment). */
-async function scheduleHandover(outbox: OutboxWriter, inv: { id: string; merchant_id: string; customer_id: string }, dueAt: Date): Promise<void> {
-  await outbox.add({
-    kind: 'handover_check',
-    lane: 'hub',
-    payload: { customerId: inv.customer_id },
-    idempotencyKey: `handover-${inv.id}-${dueAt.getTime()}`,
-    merchantId: inv.merchant_id,
-    customerId: inv.customer_id,
-    invoiceId: inv.id,
-    dueAt,
-  });
-}
-
 /** Take an invoice back from its partner: one claim withdrawn, the call owed through the outbox. */
 export async function withdrawClaim(
   sql: Sql,
@@ -227,18 +212,6 @@ export async function writeBackEcho(sql: Sql, ev: PaymentEvent, invoiceId: strin
   return null;
 }
 
-/** Keep an echo on the invoice's timeline only: no status, amount, outbox or ordering change. */
-async function recordEcho(sql: Sql, ev: PaymentEvent, invoice: InvoiceRow, echo: WriteBackEcho, now: Date): Promise<void> {
-  await addHistory(
-    sql,
-    {
-      merchantId: ev.merchantId, entity: 'invoice', entityId: invoice.id, status: 'psp_writeback_echo', reason: null, source: ev.provider, occurredAt: ev.occurredAt,
-      detail: { event: ev.providerEventType, eventId: ev.providerEventId, action: echo.action, writeBackOutboxId: echo.outboxId, matchedBy: echo.matchedBy, invoiceStatus: invoice.status },
-    },
-    now,
-  );
-}
-
 /** The invoice's live claim with the partner that holds it: the state a payment decision needs. */
 async function liveClaimWithPartner(sql: Sql, invoiceId: string): Promise<LiveClaim | null> {
   const r = await sql.query<{ id: string; case_id: string; status: string; partner_id: string }>(
@@ -250,10 +223,12 @@ async function liveClaimWithPartner(sql: Sql, invoiceId: string): Promise<LiveCl
   return c ? { id: c.id, caseId: c.case_id, status: c.status, partnerId: c.partner_id } : null;
 }
 
-const PATCH_COLUMNS = {
-  status: 'status', resolution: 'resolution', resolvedBy: 'resolved_by', amountPaid: 'amount_paid', amountCollected: 'amount_collected',
-  amountOwedBack: 'amount_owed_back', lastEventAt: 'last_event_at',
-} as const;
+const PATCH_COLUMNS: Record<keyof InvoicePatch, string> = {
+  status: 'status', resolution: 'resolution', resolvedBy: 'resolved_by', amountDue: 'amount_due', amountPaid: 'amount_paid', amountCollected: 'amount_collected',
+  amountOwedBack: 'amount_owed_back', lastEventAt: 'last_event_at', failureCode: 'failure_code', failureReason: 'failure_reason',
+  failureMessage: 'failure_message', failureRetryable: 'failure_retryable', failureFinal: 'failure_final', failureCount: 'failure_count',
+  firstFailedAt: 'first_failed_at', lastFailedAt: 'last_failed_at', handoverDueAt: 'handover_due_at', paymentMethod: 'payment_method',
+};
 
 /** The SQL edge of a pure decision: write exactly what it returns, in its order. */
 export async function writeDecision(sql: Sql, outbox: OutboxWriter, invoiceId: string, d: PaymentDecision, now: Date, source: string): Promise<void> {
@@ -261,7 +236,7 @@ export async function writeDecision(sql: Sql, outbox: OutboxWriter, invoiceId: s
   const sets: string[] = [];
   for (const [key, column] of Object.entries(PATCH_COLUMNS)) {
     if (!(key in d.invoicePatch)) continue;
-    params.push(d.invoicePatch[key as keyof typeof PATCH_COLUMNS]);
+    params.push(d.invoicePatch[key as keyof InvoicePatch]);
     sets.push(`${column} = $${params.length}`);
   }
   // Only a change a reader sees moves updated_at (the ordering stamp alone does not).
@@ -313,8 +288,9 @@ export async function applyPaymentEvent(
       if (invoice && ev.kind === 'invoice_uncollectible') {
         const echo = await writeBackEcho(sql, ev, invoice.id);
         if (echo) {
-          await recordEcho(sql, ev, invoice, echo, now);
-          return result(`echo of our write-back (${echo.action}, delivery ${echo.outboxId}): not a new fact, invoice stays ${invoice.status}`);
+          const decision = decidePaymentEvent({ invoice: invoiceStateOf(invoice), liveClaim: null, echo }, ev);
+          await writeDecision(sql, outbox, invoice.id, decision, now, ev.provider);
+          return result(decision.note);
         }
       }
       if (ev.kind === 'payment_failed' && !ev.failure) {
@@ -329,62 +305,11 @@ export async function applyPaymentEvent(
       }
       if (!invoice) invoice = await insertInvoice(sql, ev, customer!.id, 'open', now);
       await rememberPaymentRefs(sql, ev, invoice.id);
-      // A failure event that carries no failure facts (a charge-level event, say) says nothing about
-      // whether the PSP will retry: only an uncollectible mark makes it final.
-      const failure = ev.failure ?? { code: ev.kind === 'invoice_uncollectible' ? 'marked_uncollectible' : 'unknown', reason: 'unknown' as const, retryable: false, final: ev.kind === 'invoice_uncollectible' };
-      const final = ev.kind === 'invoice_uncollectible' ? true : failure.final;
-      const isNewestFailure = !invoice.last_failed_at || occurred.getTime() >= new Date(invoice.last_failed_at).getTime();
-      const firstFailedAt = invoice.first_failed_at && new Date(invoice.first_failed_at) < occurred ? new Date(invoice.first_failed_at) : occurred;
-      // An uncollectible mark keeps the failure reason that the payment attempts gave.
-      const keepReason = ev.kind === 'invoice_uncollectible' && invoice.failure_code;
-      await sql.query(
-        `UPDATE invoices SET
-           failure_code = CASE WHEN $2 AND NOT $9 THEN $3 ELSE failure_code END,
-           failure_reason = CASE WHEN $2 AND NOT $9 THEN $4 ELSE failure_reason END,
-           failure_message = CASE WHEN $2 AND NOT $9 THEN $5 ELSE failure_message END,
-           failure_retryable = CASE WHEN $2 AND NOT $9 THEN $6 ELSE failure_retryable END,
-           failure_final = CASE WHEN $2 THEN $7 ELSE failure_final END,
-           failure_count = failure_count + CASE WHEN $10 = 'payment_failed' THEN 1 ELSE 0 END,
-           first_failed_at = $8, last_failed_at = GREATEST(last_failed_at, $11),
-           amount_due = CASE WHEN $12::bigint IS NULL THEN amount_due ELSE $12::bigint END,
-           payment_method = COALESCE($13, payment_method), updated_at = $14
-         WHERE id = $1`,
-        [
-          invoice.id, isNewestFailure, failure.code, failure.reason, failure.message ?? null, failure.retryable, final, firstFailedAt,
-          !!keepReason, ev.kind, occurred, ev.invoice && isNewestFailure ? ev.invoice.amountDue.value : null, ev.payment?.method ?? null, now,
-        ],
-      );
+      // The decision is pure (src/ledger/payment-decision.ts decideFailure): load the state, decide, write.
+      const decision = decidePaymentEvent({ invoice: invoiceStateOf(invoice), liveClaim: null, echo: null, policy: merchant.policy }, ev);
+      await writeDecision(sql, outbox, invoice.id, decision, now, ev.provider);
       if (customer) await noteCustomerFailure(sql, customer.id, ev, now);
-      await addHistory(
-        sql,
-        {
-          merchantId: ev.merchantId, entity: 'invoice', entityId: invoice.id, status: 'payment_failed', reason: failure.reason, source: ev.provider,
-          occurredAt: ev.occurredAt,
-          detail: { event: ev.providerEventType, eventId: ev.providerEventId, code: failure.code, final, attempt: ev.payment?.attempt, nextAttemptAt: failure.nextAttemptAt },
-        },
-        now,
-      );
-      let status = invoice.status;
-      if (newer(invoice) && (status === 'recovered' || status === 'settled')) {
-        // Paid, then returned (a SEPA R-transaction after settlement): the money is gone again.
-        status = 'open';
-        await sql.query(`UPDATE invoices SET amount_paid = 0, resolution = NULL, resolved_by = NULL WHERE id = $1`, [invoice.id]);
-      }
-      if (newer(invoice) && final && (status === 'open' || status === 'pending_handover')) {
-        const due = handoverDueAt(firstFailedAt, merchant.policy);
-        if (invoice.status !== 'pending_handover' || !invoice.handover_due_at || new Date(invoice.handover_due_at).getTime() !== due.getTime()) {
-          await sql.query(`UPDATE invoices SET handover_due_at = $2 WHERE id = $1`, [invoice.id, due]);
-        }
-        if (invoice.status !== 'pending_handover') {
-          await setInvoiceStatus(sql, invoice, 'pending_handover', null, null, ev, now, { handoverDueAt: due.toISOString() });
-        }
-        await scheduleHandover(outbox, invoice, due);
-        await touch(invoice);
-        return result(`final failure: hand-over due ${due.toISOString()}`);
-      }
-      if (status !== invoice.status) await setInvoiceStatus(sql, invoice, status, null, null, ev, now);
-      await touch(invoice);
-      return result(final ? `failure recorded (invoice is ${status})` : 'failure recorded; the PSP will retry');
+      return result(decision.note);
     }
 
     case 'payment_succeeded': {

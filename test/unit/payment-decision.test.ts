@@ -23,6 +23,7 @@ const MIN = 60_000;
 
 type Step =
   | { kind: 'psp_paid'; total: number; at: number }
+  | { kind: 'psp_failed'; final: boolean; at: number }
   | { kind: 'agency_collected'; add: number; at: number };
 
 interface Model {
@@ -38,6 +39,8 @@ function start(due: number, handedOver: boolean): Model {
     invoice: {
       id: 'inv_1', merchantId: 'acme', customerId: 'cust_1', currency: 'EUR', status: handedOver ? 'submitted' : 'pending_handover', resolution: null, resolvedBy: null,
       amountDue: due, amountPaid: 0, amountCollected: 0, amountOwedBack: 0, failureCount: 1, lastEventAt: new Date(T0).toISOString(),
+      failureCode: 'insufficient_funds', firstFailedAt: new Date(T0).toISOString(), lastFailedAt: new Date(T0).toISOString(),
+      handoverDueAt: new Date(T0 + 14 * 1440 * MIN).toISOString(),
     },
     claim: handedOver ? { id: 'clm_1', caseId: 'cse_1', partnerId: 'refagency', status: 'submitted', ended: false } : null,
     owedRows: [],
@@ -52,6 +55,13 @@ const paymentEvent = (m: Model, s: Extract<Step, { kind: 'psp_paid' }>): Payment
   payment: { ref: 'pi_1', method: 'card', amount: { value: s.total, currency: 'EUR' } },
 });
 
+const failureEvent = (m: Model, s: Extract<Step, { kind: 'psp_failed' }>): PaymentEvent => ({
+  merchantId: 'acme', provider: 'stripe', providerEventId: `evt_${++m.events}`, providerEventType: 'invoice.payment_failed', kind: 'payment_failed',
+  occurredAt: new Date(T0 + s.at * MIN).toISOString(), invoice: { ref: 'in_1', amountDue: { value: m.invoice.amountDue, currency: 'EUR' } },
+  payment: { ref: 'pi_1', method: 'sepa_debit' },
+  failure: { code: 'AM04', reason: 'insufficient_funds', retryable: true, final: s.final },
+});
+
 /** What the SQL edge (writeDecision) does, on the plain model. */
 function write(m: Model, d: PaymentDecision): void {
   m.invoice = { ...m.invoice, ...d.invoicePatch };
@@ -62,6 +72,7 @@ function write(m: Model, d: PaymentDecision): void {
 function stepOf(due: number) {
   return fc.oneof(
     fc.record({ kind: fc.constant('psp_paid' as const), total: fc.oneof(fc.constant(due), fc.integer({ min: 0, max: Math.ceil(due * 1.5) })), at: fc.integer({ min: -100, max: 100 }) }),
+    fc.record({ kind: fc.constant('psp_failed' as const), final: fc.boolean(), at: fc.integer({ min: -100, max: 100 }) }),
     fc.record({ kind: fc.constant('agency_collected' as const), add: fc.integer({ min: 0, max: due }), at: fc.integer({ min: -100, max: 100 }) }),
   );
 }
@@ -80,6 +91,9 @@ function run(due: number, handedOver: boolean, steps: Step[], check: (m: Model, 
       d = decidePaymentEvent({ invoice: m.invoice, liveClaim: live, echo: null }, paymentEvent(m, s));
       write(m, d);
       m.reported += d.outbox.filter((o) => o.kind === 'agency.report_payment').reduce((n, o) => n + (o.payload as { amount: { value: number } }).amount.value, 0);
+    } else if (s.kind === 'psp_failed') {
+      d = decidePaymentEvent({ invoice: m.invoice, liveClaim: null, echo: null, policy: { handoverAfterDays: 14 } }, failureEvent(m, s));
+      write(m, d);
     } else if (m.claim) {
       // The agency reports its running total (only ever growing), also after the claim ended here.
       const total = m.invoice.amountCollected + s.add;
@@ -151,7 +165,7 @@ describe('the money core, over random histories of one invoice', () => {
       fc.property(history, ({ due, handedOver, steps }) => {
         run(due, handedOver, steps, (m, before, s, d) => {
           expect(Date.parse(m.invoice.lastEventAt!)).toBeGreaterThanOrEqual(Date.parse(before.invoice.lastEventAt!));
-          if (s.kind !== 'psp_paid' || !d) return;
+          if (s.kind === 'agency_collected' || !d) return;
           const older = !isNewerEvent(before.invoice, new Date(T0 + s.at * MIN).toISOString());
           const endedAClaim = !!d.claimPatch;
           if (older && !endedAClaim) expect(m.invoice.status).toBe(before.invoice.status);
