@@ -206,7 +206,6 @@ merchants:
         hmacKeys: "\${DEMO_GLOBEX_ADYEN_HMAC_KEY}"
         merchantAccount: ${ADYEN_MERCHANT_ACCOUNT}
         basicAuth: { username: "\${DEMO_GLOBEX_ADYEN_USER}", password: "\${DEMO_GLOBEX_ADYEN_PASSWORD}" }
-        maxEventAgeDays: 400   # the demo replays months of history at once; a live webhook is never older than 30 days
     partner: ${RIVERTY_ID}
     policy: { handoverAfterDays: 14, minAmount: { value: 500, currency: EUR }, stackWindowDays: 45 }
 partners:
@@ -447,18 +446,16 @@ async function main(): Promise<void> {
   await ensurePortFree(s.rivertyPort, 'riverty agency simulator', 'DEMO_RIVERTY_SIM_PORT');
   prepareDataDir(s.dataDir);
 
-  // New for each run, drawn as the hub's first start draws its own (src/config/secrets.ts), so each
-  // passes the rules a hub applies to its secrets at start-up.
   const secrets: Secrets = {
-    merchantToken: generateSecret('merchantToken'),
-    hubToAgency: generateSecret('hs256'),
-    agencyToHub: generateSecret('hs256'),
-    rivertyClientSecret: generateSecret('clientSecret'),
-    stripe: { acme: generateSecret('stripeWebhook'), globex: generateSecret('stripeWebhook') },
-    // Mollie keys are `test_`/`live_` and alphanumerics.
+    merchantToken: secret(),
+    hubToAgency: secret(),
+    agencyToHub: secret(),
+    rivertyClientSecret: secret(),
+    stripe: { acme: secret('whsec_'), globex: secret('whsec_') },
+    // Mollie keys are `test_`/`live_` and alphanumerics; Adyen HMAC keys are hex.
     mollieApiKey: `test_${crypto.randomBytes(15).toString('hex')}`,
-    gocardless: { webhookSecret: generateSecret('gocardlessWebhook'), accessToken: `sandbox_${secret()}` },
-    adyen: { hmacKey: generateSecret('adyenHmac'), username: 'ws_globex_demo', password: generateSecret('basicAuthPassword') },
+    gocardless: { webhookSecret: secret(), accessToken: `sandbox_${secret()}` },
+    adyen: { hmacKey: crypto.randomBytes(32).toString('hex').toUpperCase(), username: 'ws_globex_demo', password: secret() },
   };
 
   // The PSP APIs the hub reads from (Mollie's payments, GoCardless's payments, mandates and
