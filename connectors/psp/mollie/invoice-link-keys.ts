@@ -15,6 +15,8 @@
  *    `metadata.period` (`YYYY-MM`) when the merchant sets one; a re-payment outside the
  *    subscription names both in its metadata (`subscriptionId`, `period`);
  *  - `customerAndAmount` — the Mollie customer and the exact amount (opt-in: the weakest guess).
+ *    Only a paid payment looks an invoice up by it: two failed orders of one customer for the same
+ *    amount are two debts, and a failure linked to the other one would lose a claim.
  *
  * A payment Mollie created for a subscription is for its own period: Mollie copies the
  * subscription's metadata onto every payment it creates, so its metadata and its customer and
@@ -47,7 +49,7 @@ export function mollieLinkKeys(p: MolliePaymentPayload, amount: Money, rules: re
       const period = scalar(metadata.period) ?? (fromSubscription ? monthOf(p.createdAt) : undefined);
       add(rule, subscription && period ? `${subscription}|${period}` : undefined, false);
     } else if (rule === 'customerAndAmount') {
-      add(rule, p.customerId ? `${p.customerId}|${amount.currency}|${amount.value}` : undefined, fromSubscription);
+      add(rule, p.customerId ? `${p.customerId}|${amount.currency}|${amount.value}` : undefined, fromSubscription || p.status !== 'paid');
     }
   }
   return keys;

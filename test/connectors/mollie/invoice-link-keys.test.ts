@@ -45,6 +45,9 @@ describe('mollieLinkKeys', () => {
 
   it('customerAndAmount (opt-in) keys the Mollie customer, currency and exact minor units', () => {
     expect(mollieLinkKeys(repayment, EUR49, ['customerAndAmount'])).toEqual([{ rule: 'customerAndAmount', key: 'cst_1|EUR|4900' }]);
+    // A failure never looks an invoice up by it (two failed orders of the same amount are two debts).
+    const failedOrder = read(molliePayments.card({ status: 'failed', customerId: 'cst_1', sequenceType: 'oneoff' }));
+    expect(mollieLinkKeys(failedOrder, EUR49, ['customerAndAmount'])).toEqual([{ rule: 'customerAndAmount', key: 'cst_1|EUR|4900', registerOnly: true }]);
     const anonymous = read(molliePayments.ideal({ status: 'paid', customerId: null }));
     expect(mollieLinkKeys(anonymous, EUR49, ['customerAndAmount'])).toEqual([]);
   });
