@@ -62,6 +62,8 @@ export interface ClaimView {
   status: string;
   reason?: string;
   principal: Money;
+  /** The claim's statutory costs as the hub sent them (hub extension of contract §5). */
+  collectionCosts?: Money & { basis: string };
   amountCollected: Money;
   amountPaidToMerchant: Money;
   amountOpen: Money;

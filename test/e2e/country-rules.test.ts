@@ -48,7 +48,7 @@ describe('NL consumer: letter evidence, 14-day letter gate and WIK costs per cla
     const first = await fail('acme', 'in_nlgate1', 'cus_nlgate1', 50000, T0);
     expect(first.case).toBeNull();
     // A second invoice of the same debtor fails a day later: its own letter, its own term.
-    clock.set(T0 + DAY_MS);
+    clock.set(new Date(T0 + DAY_MS));
     await fail('acme', 'in_nlgate2', 'cus_nlgate1', 4900, T0 + DAY_MS);
 
     // Letter Fri 2 Jan, delivered Tue 6 Jan (Sunday and Monday not counted); the term runs 7–20 Jan; hand-over from Wed 21 Jan.
@@ -81,7 +81,7 @@ describe('NL consumer: letter evidence, 14-day letter gate and WIK costs per cla
 
   it('without letter evidence an NL consumer waits (no term the hub can see), and no statutory costs are charged', async () => {
     const t = Date.parse('2026-02-02T15:00:00Z');
-    clock.set(t);
+    clock.set(new Date(t));
     await fail('globex', 'in_noletter1', 'cus_noletter1', 50000, t);
     // Forty days on, far past any term a letter on the day of the failure would have given: still waiting.
     await tick(new Date(t + 40 * DAY_MS).toISOString());
