@@ -31,7 +31,8 @@ describe.each<Mode>(['embedded', 'services'])('Mollie → agency (%s mode)', (mo
   beforeAll(async () => {
     available = await modeAvailable(mode);
     if (!available) return;
-    fake = createFakeMollie();
+    // Mollie's real lifecycle: a failed, expired, canceled or paid payment never changes status.
+    fake = createFakeMollie({ strictLifecycle: true });
     const { apiBase } = await fake.start();
     stack = await startStack({ mode, sim: { stepMs: 60_000 }, acmeProviders: `      mollie:\n        apiKey: ${API_KEY}\n        apiBase: ${apiBase}` });
     stack.sim.pause();
@@ -118,9 +119,12 @@ describe.each<Mode>(['embedded', 'services'])('Mollie → agency (%s mode)', (mo
     // Each delivery fetched the truth from Mollie.
     expect(fake.requests.filter((r) => r.path === `/v2/payments/${payment.id}`)).toHaveLength(3);
 
-    // The customer pays after all (a new status behind the same id): reported to the agency at once.
-    fake.setPayment({ ...payment, status: 'paid', paidAt: new Date().toISOString(), details: { ...payment.details, bankReasonCode: undefined, bankReason: undefined } });
-    expect((await sendMollie(classicBody(payment.id))).status).toBe(200);
+    // The customer pays after all. A failed Mollie payment is final (it never turns paid): the
+    // debtor pays through a new payment carrying the merchant's invoice id, which the hub links to
+    // this invoice (README "Mollie: a later payment pays the open invoice"): reported to the agency at once.
+    const repayment = molliePayments.ideal({ status: 'paid', customerId, value: '49.00', metadata: { invoiceId: 'ACME-0042' } });
+    fake.setPayment(repayment);
+    expect((await sendMollie(classicBody(repayment.id))).status).toBe(200);
     await waitFor(async () => stack.sim.case(inv.case.partnerRef).claims[0].amountPaidToMerchant.value === 4900, 20_000, 100, 'the payment report at the agency');
     expect((await stack.get(`/v1/invoices/${payment.id}`)).body).toMatchObject({ status: 'paid', resolution: 'paid_to_merchant' });
   });
