@@ -25,6 +25,7 @@ import { makeCommit, type HubContext, type PartnerRuntime, type MerchantSettings
 import { createOutboxRunner, reconcileOnce, type OutboxRunner } from './outbox/runner';
 import { pullPartner } from './sync/partner-updates';
 import { createApp } from './http/app';
+import { createHttpServer, createMetricsApp, DEFAULT_HTTP_SETTINGS } from './http/server';
 import { installDashboard } from './dashboard';
 import { notifyFromHistory } from './notify/scanner';
 import { COUNTRY_RULES_FILE, loadCountryRules } from './policy/country-rules';
@@ -50,7 +51,7 @@ export interface Hub {
   ctx: HubContext;
   app: ReturnType<typeof createApp>;
   /** Start serving HTTP (roles all and api). */
-  listen(port?: number, host?: string): Promise<{ port: number; url: string }>;
+  listen(port?: number, host?: string): Promise<{ port: number; url: string; metricsUrl?: string }>;
   /** Start workers, reconciler and pulls (roles all and worker). */
   startBackground(): Promise<void>;
   reconcileNow(): Promise<number>;
@@ -114,6 +115,7 @@ export async function createHub(opts: HubOptions): Promise<Hub> {
   const ctx: HubContext = { config, db, dispatcher, clock, logger, metrics, merchants, partners, pspMappings, signer, commit: makeCommit(db, dispatcher, clock) };
   const app = createApp(ctx, [(a) => installDashboard(a, ctx)]);
   let server: http.Server | null = null;
+  let metricsServer: http.Server | null = null;
   const timers: NodeJS.Timeout[] = [];
   let stopping = false;
   const pulling = new Set<string>();
@@ -151,16 +153,25 @@ export async function createHub(opts: HubOptions): Promise<Hub> {
     app,
     async listen(port = config.hub.port, host = config.hub.host) {
       if (role === 'worker') throw new Error('the worker role serves no HTTP');
-      server = http.createServer(app);
-      // PSPs time out at 10–15 s; keep-alive sockets must outlive a load balancer's idle timeout.
-      server.keepAliveTimeout = 65_000;
+      // Timeouts and the connection cap of hub.http (src/http/server.ts); keep-alive outlives a load balancer's idle timeout.
+      server = createHttpServer(app, config.hub.http ?? DEFAULT_HTTP_SETTINGS);
       await new Promise<void>((resolve, reject) => {
         server!.once('error', reject);
         server!.listen(port, host, () => resolve());
       });
       const addr = server.address() as AddressInfo;
       const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-      return { port: addr.port, url: `http://${shownHost}:${addr.port}` };
+      let metricsUrl: string | undefined;
+      if (config.hub.metrics?.port !== undefined) {
+        // /metrics on its own port (and not on the public one: health.ts), e.g. reachable only inside the cluster.
+        metricsServer = createHttpServer(createMetricsApp(ctx), config.hub.http ?? DEFAULT_HTTP_SETTINGS);
+        await new Promise<void>((resolve, reject) => {
+          metricsServer!.once('error', reject);
+          metricsServer!.listen(config.hub.metrics!.port, host, () => resolve());
+        });
+        metricsUrl = `http://${shownHost}:${(metricsServer.address() as AddressInfo).port}/metrics`;
+      }
+      return { port: addr.port, url: `http://${shownHost}:${addr.port}`, metricsUrl };
     },
     async startBackground() {
       if (role === 'api') return;
@@ -191,13 +202,15 @@ export async function createHub(opts: HubOptions): Promise<Hub> {
       stopping = true;
       for (const t of timers) clearInterval(t);
       runner?.stop();
-      if (server) {
-        const s = server;
+      for (const s of [server, metricsServer]) {
+        if (!s) continue;
         await new Promise<void>((resolve) => {
           s.close(() => resolve());
           s.closeIdleConnections();
         });
       }
+      // The last window's count of refused requests, onto its sync-log line (ingest/verification-failures.ts).
+      await (app.locals.rejectedDeliveries as { flushAll(): Promise<void> } | undefined)?.flushAll().catch(() => undefined);
       await dispatcher.close();
       if (!opts.db) await db.close();
     },

@@ -29,6 +29,13 @@ export interface VerifiedDelivery {
   events: RawInboundEvent[];
   /** What to answer the PSP when stored (default 200 `{"received":true}`). */
   ack?: { status: number; body: string | Record<string, unknown>; contentType?: string };
+  /**
+   * Set when nothing authenticated the delivery (Mollie classic: unsigned by design, the hub fetches
+   * the resource). Ingress charges it to the merchant's lower unsigned budget, and deliveries with
+   * the same `coalesceKey` within a short window become one stored event and one fetch
+   * (src/http/webhooks.ts, src/ingest/unsigned-coalescer.ts).
+   */
+  unsigned?: { coalesceKey?: string };
 }
 
 /** A refusal of a webhook: the status to answer and why. Never includes secrets. */

@@ -140,6 +140,41 @@ export const RATE_LIMIT_DEFAULTS = {
   partnerPushBurst: 400,
   perAddressPerSecond: 2000,
   perAddressBurst: 4000,
+  unsignedWebhooksPerSecondPerMerchant: 20,
+  unsignedWebhooksBurst: 200,
+  failedVerificationsPerSecondPerAddress: 1,
+  failedVerificationsBurst: 60,
+};
+
+/**
+ * The HTTP server (src/hub.ts listen). Node's own defaults let a silent socket live ~90 s
+ * (headersTimeout 60 s, checked every 30 s) and a slow body 300 s (requestTimeout).
+ */
+export const HTTP_DEFAULTS = {
+  /** Whole request head within this long after the connection opened; a silent socket is closed after it. */
+  headersTimeoutMs: 10_000,
+  /** Whole request (head and body) within this long. A 256 KiB webhook takes well under a second. */
+  requestTimeoutMs: 30_000,
+  /** An idle keep-alive socket is closed after this; above a load balancer's idle timeout (often 60 s). */
+  keepAliveTimeoutMs: 65_000,
+  /** Open connections at once; beyond it new ones are closed at once (0 = no cap). */
+  maxConnections: 2000,
+  /** Express `trust proxy`: false (the peer is the client), true, a hop count, or addresses/subnets of the proxies. */
+  trustProxy: false as boolean | number | string | string[],
+};
+
+/** The leakage report's bounds: one report is built in memory, so its period and rows are capped. */
+export const REPORT_DEFAULTS = {
+  leakageMaxPeriodDays: 366,
+  leakageMaxRows: 50_000,
+};
+
+/** The unsigned-webhook coalescing and the aggregated sync-log line of refused deliveries (src/ingest/). */
+export const INGEST_DEFAULTS = {
+  /** Unsigned deliveries (Mollie classic) for one resource within this long are one stored event and one fetch. */
+  coalesceUnsignedSeconds: 2,
+  /** Refused deliveries of one merchant and provider (or one partner) are one sync-log line per window. */
+  rejectedLogWindowSeconds: 60,
 };
 
 export const circuitBreakerSchema = z.strictObject({
@@ -170,6 +205,26 @@ export const configSchema = z.object({
     maxBodyBytes: z.number().int().positive().default(256 * 1024),
     /** The hub's own key for RS256/ES256 calls to partners; generated and kept in the database when absent. */
     signingKey: signingKeySchema.optional(),
+    /** Server timeouts, connection cap and `trust proxy` (HTTP_DEFAULTS). */
+    http: z
+      .strictObject({
+        headersTimeoutMs: z.number().int().min(100).default(HTTP_DEFAULTS.headersTimeoutMs),
+        requestTimeoutMs: z.number().int().min(100).default(HTTP_DEFAULTS.requestTimeoutMs),
+        keepAliveTimeoutMs: z.number().int().min(100).default(HTTP_DEFAULTS.keepAliveTimeoutMs),
+        maxConnections: z.number().int().min(0).default(HTTP_DEFAULTS.maxConnections),
+        trustProxy: z.union([z.boolean(), z.number().int().min(0), z.string().min(1), z.array(z.string().min(1)).min(1)]).default(false),
+      })
+      .default(HTTP_DEFAULTS),
+    /**
+     * `/metrics`: `token` makes it answer only `Authorization: Bearer <token>`; `port` serves it on
+     * its own listener (on `host`) instead of the public one. Absent: open on the public port.
+     */
+    metrics: z
+      .strictObject({
+        token: z.string().min(16, 'must be at least 16 characters').optional(),
+        port: z.number().int().min(0).max(65535).optional(),
+      })
+      .default({}),
   }),
   auth: z.object({
     merchantTokenSecret: z.string().min(16, 'must be at least 16 characters'),
@@ -208,9 +263,29 @@ export const configSchema = z.object({
       /** Every /v1/… request of one source address (IPv6: one /64), before anything else is read. */
       perAddressPerSecond: perSecond.default(RATE_LIMIT_DEFAULTS.perAddressPerSecond),
       perAddressBurst: burst.default(RATE_LIMIT_DEFAULTS.perAddressBurst),
+      /** Verified but unsigned webhooks (Mollie classic) of one merchant: their own, lower budget. */
+      unsignedWebhooksPerSecondPerMerchant: perSecond.default(RATE_LIMIT_DEFAULTS.unsignedWebhooksPerSecondPerMerchant),
+      unsignedWebhooksBurst: burst.default(RATE_LIMIT_DEFAULTS.unsignedWebhooksBurst),
+      /** Webhooks and pushes that failed verification, per source address; past it the address gets 429 before its body is read. */
+      failedVerificationsPerSecondPerAddress: perSecond.default(RATE_LIMIT_DEFAULTS.failedVerificationsPerSecondPerAddress),
+      failedVerificationsBurst: burst.default(RATE_LIMIT_DEFAULTS.failedVerificationsBurst),
     })
     .strict()
     .default(RATE_LIMIT_DEFAULTS),
+  /** Unsigned-webhook coalescing and the aggregated log of refused deliveries (INGEST_DEFAULTS). */
+  ingest: z
+    .strictObject({
+      coalesceUnsignedSeconds: z.number().min(0).max(60).default(INGEST_DEFAULTS.coalesceUnsignedSeconds),
+      rejectedLogWindowSeconds: z.number().min(1).max(3600).default(INGEST_DEFAULTS.rejectedLogWindowSeconds),
+    })
+    .default(INGEST_DEFAULTS),
+  /** Bounds of the leakage report (src/http/report-bounds.ts): a longer period or more rows is a 400 that says so. */
+  reports: z
+    .strictObject({
+      leakageMaxPeriodDays: z.number().int().min(1).max(3660).default(REPORT_DEFAULTS.leakageMaxPeriodDays),
+      leakageMaxRows: z.number().int().min(1).max(1_000_000).default(REPORT_DEFAULTS.leakageMaxRows),
+    })
+    .default(REPORT_DEFAULTS),
   merchants: z.array(merchantSchema).min(1, 'at least one merchant is needed'),
   /** Partner blocks are validated by their connector's schema (connector: reference, …). */
   partners: z.array(z.object({ id: z.string().min(1), connector: z.string().min(1) }).loose()).min(1, 'at least one partner is needed'),

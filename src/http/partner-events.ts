@@ -11,10 +11,14 @@ import { recordExchanges } from '../exchanges/exchange-log';
 import { HttpError, errorBody } from './errors';
 import { assertShallow, isJson, mediaType, storable } from './body-guard';
 import { redactText } from '../observability/redact';
+import { chargeOrThrow, type LimitRule } from './rate-limit';
+import type { VerificationGuard } from '../ingest/verification-failures';
 
 export interface PartnerEventsRouterOptions {
-  /** Per-partner rate limit, run once the partner is known and before the body is read. */
-  perPartnerLimit?: RequestHandler;
+  /** The partner's push budget, charged only once the push's token has been verified (issue 13 item 2). */
+  partnerBudget?: LimitRule;
+  /** Where pushes that fail verification are charged, counted and logged (ingest/verification-failures.ts). */
+  verificationGuard?: VerificationGuard;
 }
 
 /** Refused before the body is read: an unknown or pull-only partner (404), a body that is not JSON (415). */
@@ -32,11 +36,16 @@ function preflight(ctx: HubContext): RequestHandler {
 
 export function partnerEventsRouter(ctx: HubContext, opts: PartnerEventsRouterOptions = {}): Router {
   const router = express.Router();
-  const noLimit: RequestHandler = (_req, _res, next) => next();
+  const guard = opts.verificationGuard;
+  // An address that keeps failing verification is refused before its body is read.
+  const addressCheck: RequestHandler = (req, _res, next) => {
+    guard?.checkAddress(req);
+    next();
+  };
   // The raw bytes go to the partner's verifier, which checks the token first and only then parses
   // (design.md habit 1): a forged push is refused 401 whatever its body, and nothing is parsed for it.
   const raw = express.raw({ type: () => true, limit: ctx.config.hub.maxBodyBytes, inflate: false });
-  router.post('/v1/partners/:partnerId/events', preflight(ctx), opts.perPartnerLimit ?? noLimit, raw, async (req, res) => {
+  router.post('/v1/partners/:partnerId/events', preflight(ctx), addressCheck, raw, async (req, res) => {
     const partnerId = String(req.params.partnerId);
     const partner = ctx.partners.get(partnerId)!;
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
@@ -51,12 +60,18 @@ export function partnerEventsRouter(ctx: HubContext, opts: PartnerEventsRouterOp
       if (!(err instanceof PushRejection)) throw err;
       ctx.metrics.partnerUpdates.inc({ partner: partnerId, via: 'push', outcome: 'rejected' });
       ctx.logger.warn('partner push rejected', { partner: partnerId, status: err.status, reason: err.message });
-      await ctx.db
-        .tx((sql) => recordExchanges(sql, [{ merchantId: null, direction: 'in', party: partnerId, operation: 'push', outcome: 'rejected', httpStatus: err.status, summary: redactText(err.message), at: ctx.clock.now() }]))
-        .catch(() => undefined);
+      // Not the partner's budget and not a row each: the sender's address, a metric, one line per window.
+      if (guard) guard.refused(req, { endpoint: 'push', merchantId: null, party: partnerId, operation: 'push', status: err.status, reason: err.message });
+      else {
+        await ctx.db
+          .tx((sql) => recordExchanges(sql, [{ merchantId: null, direction: 'in', party: partnerId, operation: 'push', outcome: 'rejected', httpStatus: err.status, summary: redactText(err.message), at: ctx.clock.now() }]))
+          .catch(() => undefined);
+      }
       res.status(err.status).json(errorBody('rejected', err.message));
       return;
     }
+    // Verified: now it may spend the partner's budget.
+    if (opts.partnerBudget) chargeOrThrow(opts.partnerBudget, req);
     const now = ctx.clock.now();
     // NUL and lone surrogates are valid JSON but not storable in PostgreSQL (body-guard.ts).
     const storableUpdates = updates.map((u) => storable(u));

@@ -1,9 +1,19 @@
 /**
  * Rate limits on the public endpoints (issue 6, guarantee 9): token buckets per source address
- * (every `/v1/…` request, before its body is read), per merchant for webhooks (before the body is
- * read) and for the merchant API (after the token named the merchant), and per partner for agency
- * pushes. A refused request is answered `429` with `Retry-After` in whole seconds and is never
+ * (every `/v1/…` request, before its body is read), per merchant for the merchant API (after the
+ * token named the merchant), and — verify first, then charge (issue 13 item 2) — per merchant for
+ * webhooks and per partner for agency pushes only once the signature has been verified, so forged
+ * requests never spend a genuine sender's budget. Unsigned webhooks (Mollie classic) have their own
+ * lower per-merchant budget; requests that fail verification are charged to a small bucket of their
+ * source address, and an address that has emptied it gets 429 before its next body is read.
+ * A refused request is answered `429` with `Retry-After` in whole seconds and is never
  * stored — the PSP or agency sends it again later, as it does for any non-2xx.
+ *
+ * Why our own buckets and not rate-limiter-flexible: its memory limiter counts fixed windows (twice
+ * the rate can pass around a window edge) and answers through a promise per request; these are
+ * true token buckets with fractional rates, synchronous on the ingress hot path, and bounded in
+ * memory when an attacker cycles keys (tested in rate-limits.test.ts). Its Redis limiter would put
+ * Redis on the ingress path, which must stay up without Redis (below).
  *
  * The buckets live in this process's memory. With several `api` processes behind a load balancer
  * each has its own budget, so the whole hub admits up to N × the configured rate. That is
@@ -50,6 +60,19 @@ export class TokenBuckets {
     return this.buckets.size;
   }
 
+  /**
+   * The seconds `key` would have to wait for one token (0: it has one), without taking it. Used to
+   * refuse an address that keeps failing verification before its next body is read.
+   */
+  peek(key: string): number {
+    if (!this.enabled) return 0;
+    const { ratePerSecond, burst } = this.opts;
+    const b = this.buckets.get(key);
+    if (!b) return 0;
+    const tokens = Math.min(burst, b.tokens + ((this.now() - b.at) / 1000) * ratePerSecond);
+    return tokens >= 1 ? 0 : Math.max(1, Math.ceil((1 - tokens) / ratePerSecond));
+  }
+
   /** Take one token for `key`: 0 when the request may go on, else the seconds to wait (≥ 1). */
   take(key: string): number {
     if (!this.enabled) return 0;
@@ -92,12 +115,13 @@ export class TokenBuckets {
 }
 
 /**
- * The address a request came from. `trust proxy` is off (app.ts), so this is the peer of the TCP
- * connection. IPv4-mapped IPv6 is folded to IPv4; IPv6 is keyed by its /64, because one host
+ * The address a request came from: the peer of the TCP connection, or with `hub.http.trustProxy`
+ * set, the client the trusted proxies name in X-Forwarded-For (express's req.ip). IPv4-mapped IPv6 is folded to IPv4; IPv6 is keyed by its /64, because one host
  * commonly holds a whole /64 and could otherwise take a fresh budget per address.
  */
 export function sourceAddress(req: Request): string {
-  const raw = req.socket.remoteAddress ?? 'unknown';
+  // req.ip is the socket's peer unless `hub.http.trustProxy` names the proxies in front (app.ts).
+  const raw = (req as Partial<Request>).ip ?? req.socket?.remoteAddress ?? 'unknown';
   const v4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(raw);
   if (v4) return v4[1];
   if (!raw.includes(':')) return raw;
@@ -126,24 +150,40 @@ export interface LimitRule {
   onLimited?(req: Request): void;
 }
 
+/** The 429 of a rule whose bucket is empty. */
+export function rateLimited(rule: LimitRule, req: Request, wait: number): HttpError {
+  const { ratePerSecond, burst } = rule.buckets.opts;
+  return new HttpError(
+    429,
+    'rate_limited',
+    `too many requests: ${rule.describe(req)} is limited to ${ratePerSecond} per second (bursts of ${burst}); retry after ${wait} s`,
+    { 'Retry-After': String(wait) },
+  );
+}
+
+/**
+ * Take one token of `rule` for this request, or throw its 429. For budgets charged inside a route
+ * (a webhook's merchant budget is charged only once its signature has been verified).
+ */
+export function chargeOrThrow(rule: LimitRule, req: Request): void {
+  if (!rule.buckets.enabled) return;
+  const key = rule.key(req);
+  if (key === undefined) return;
+  const wait = rule.buckets.take(key);
+  if (wait === 0) return;
+  rule.onLimited?.(req);
+  throw rateLimited(rule, req, wait);
+}
+
 /** Express middleware for one rule; a refusal goes through the one error mapper (errors.ts). */
 export function limitBy(rule: LimitRule): RequestHandler {
   return (req, _res, next) => {
-    if (!rule.buckets.enabled) return next();
-    const key = rule.key(req);
-    if (key === undefined) return next();
-    const wait = rule.buckets.take(key);
-    if (wait === 0) return next();
-    rule.onLimited?.(req);
-    const { ratePerSecond, burst } = rule.buckets.opts;
-    next(
-      new HttpError(
-        429,
-        'rate_limited',
-        `too many requests: ${rule.describe(req)} is limited to ${ratePerSecond} per second (bursts of ${burst}); retry after ${wait} s`,
-        { 'Retry-After': String(wait) },
-      ),
-    );
+    try {
+      chargeOrThrow(rule, req);
+    } catch (err) {
+      return next(err);
+    }
+    next();
   };
 }
 
@@ -156,13 +196,21 @@ export interface RateLimitSettings {
   partnerPushBurst: number;
   perAddressPerSecond: number;
   perAddressBurst: number;
+  unsignedWebhooksPerSecondPerMerchant: number;
+  unsignedWebhooksBurst: number;
+  failedVerificationsPerSecondPerAddress: number;
+  failedVerificationsBurst: number;
 }
 
 export interface RateLimiters {
   perAddress: TokenBuckets;
   webhooksPerMerchant: TokenBuckets;
+  /** Verified but unsigned webhooks (Mollie classic): anyone can send one, so not the signed budget. */
+  unsignedWebhooksPerMerchant: TokenBuckets;
   apiPerMerchant: TokenBuckets;
   partnerPush: TokenBuckets;
+  /** Webhooks and pushes that failed verification, per source address (never a merchant's or partner's budget). */
+  failedVerifications: TokenBuckets;
 }
 
 export function createRateLimiters(s: RateLimitSettings, now?: () => number): RateLimiters {
@@ -171,5 +219,7 @@ export function createRateLimiters(s: RateLimitSettings, now?: () => number): Ra
     webhooksPerMerchant: new TokenBuckets({ ratePerSecond: s.webhooksPerSecondPerMerchant, burst: s.webhooksBurst }, now),
     apiPerMerchant: new TokenBuckets({ ratePerSecond: s.apiPerSecondPerMerchant, burst: s.apiBurst }, now),
     partnerPush: new TokenBuckets({ ratePerSecond: s.partnerPushPerSecond, burst: s.partnerPushBurst }, now),
+    unsignedWebhooksPerMerchant: new TokenBuckets({ ratePerSecond: s.unsignedWebhooksPerSecondPerMerchant, burst: s.unsignedWebhooksBurst }, now),
+    failedVerifications: new TokenBuckets({ ratePerSecond: s.failedVerificationsPerSecondPerAddress, burst: s.failedVerificationsBurst, maxKeys: 10_000 }, now),
   };
 }

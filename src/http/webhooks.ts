@@ -13,6 +13,9 @@ import { HttpError, errorBody } from './errors';
 import { DatabaseUnavailable } from '../store/db';
 import { assertShallow, isForm, isJson, mediaType, storable, storableJson } from './body-guard';
 import { redactText } from '../observability/redact';
+import { chargeOrThrow, type LimitRule } from './rate-limit';
+import type { VerificationGuard } from '../ingest/verification-failures';
+import { UnsignedCoalescer } from '../ingest/unsigned-coalescer';
 
 /**
  * An event as it is stored. The payload is serialized once, here; storableJson only rebuilds it
@@ -44,11 +47,27 @@ function sendJson(res: Response, status: number, body: unknown): void {
 }
 
 export interface WebhookRouterOptions {
-  /** Per-merchant rate limit, run once the merchant is known to exist and before the body is read. */
-  perMerchantLimit?: RequestHandler;
+  /**
+   * The merchant's webhook budget, charged only once a delivery has been verified (issue 13 item 2):
+   * a forged delivery never spends it. `unsignedBudget` is the lower one of deliveries nothing
+   * authenticates (Mollie classic), so posts anyone can make cannot spend the signed budget either.
+   */
+  merchantBudget?: LimitRule;
+  unsignedBudget?: LimitRule;
+  /** Where deliveries that fail verification are charged, counted and logged (ingest/verification-failures.ts). */
+  verificationGuard?: VerificationGuard;
+  /** Unsigned deliveries for one resource within this window are one stored event and one fetch [0: off]. */
+  coalesceUnsignedMs?: number;
   /** How concurrent deliveries are committed together (ingest/group-commit.ts). */
   groupCommit?: GroupCommitOptions;
 }
+
+/**
+ * The one answer for a webhook URL that leads nowhere: an unknown merchant and a merchant without
+ * that provider answer exactly the same, so the URL space tells a prober nothing about who is a
+ * customer of the hub or which PSPs they use (issue 13 item 7).
+ */
+export const NO_WEBHOOK_ENDPOINT = () => new HttpError(404, 'not_found', 'no webhook endpoint at this URL');
 
 /**
  * What is refused before a byte of the body is read: an unknown merchant or provider (404) and a
@@ -58,8 +77,7 @@ function preflight(ctx: HubContext): RequestHandler {
   return (req, _res, next) => {
     const { provider, merchantId } = req.params as { provider: string; merchantId: string };
     const merchant = ctx.merchants.get(merchantId);
-    if (!merchant) throw new HttpError(404, 'unknown_merchant', `no merchant ${merchantId}`);
-    if (!pspConnectors.get(provider) || !merchant.providers[provider]) throw new HttpError(404, 'unknown_provider', `merchant ${merchantId} has no provider ${provider}`);
+    if (!merchant || !pspConnectors.get(provider) || !Object.hasOwn(merchant.providers, provider) || !merchant.providers[provider]) throw NO_WEBHOOK_ENDPOINT();
     const type = mediaType(req.headers['content-type']);
     if (!isJson(type) && !isForm(type)) {
       throw new HttpError(415, 'unsupported_media_type', `a webhook body is application/json or application/x-www-form-urlencoded, not ${type || 'without a Content-Type'}`);
@@ -71,11 +89,16 @@ function preflight(ctx: HubContext): RequestHandler {
 export function webhookRouter(ctx: HubContext, opts: WebhookRouterOptions = {}): Router {
   const router = express.Router();
   const committer = createWebhookGroupCommit({ db: ctx.db, dispatcher: ctx.dispatcher, now: () => ctx.clock.now() }, opts.groupCommit);
-  const noLimit: RequestHandler = (_req, _res, next) => next();
+  const coalescer = opts.coalesceUnsignedMs && opts.coalesceUnsignedMs > 0 ? new UnsignedCoalescer(opts.coalesceUnsignedMs) : null;
+  const guard = opts.verificationGuard;
   router.post(
     '/v1/webhooks/:provider/:merchantId',
     preflight(ctx),
-    opts.perMerchantLimit ?? noLimit,
+    // An address that keeps failing verification is refused before its body is read.
+    (req, _res, next) => {
+      guard?.checkAddress(req);
+      next();
+    },
     // No inflation: PSPs do not compress webhooks, and the signature is over the bytes as sent.
     express.raw({ type: () => true, limit: ctx.config.hub.maxBodyBytes, inflate: false }),
     async (req, res) => {
@@ -106,16 +129,30 @@ export function webhookRouter(ctx: HubContext, opts: WebhookRouterOptions = {}):
         if (!(err instanceof WebhookRejection)) throw err;
         ctx.metrics.webhooks.inc({ provider, outcome: 'rejected' });
         ctx.logger.warn('webhook rejected', { merchantId, provider, status: err.status, reason: err.message });
-        // Kept in the sync log (without the body) so a merchant sees a misconfigured secret at once.
-        await ctx.db
-          .tx((sql) => recordExchanges(sql, [{ merchantId, direction: 'in', party: provider, operation: 'webhook', outcome: 'rejected', httpStatus: err.status, latencyMs: Date.now() - started, summary: redactText(err.message), at: ctx.clock.now() }]))
-          .catch(() => undefined);
+        // Not the merchant's budget, and not one sync-log row each: charged to the sender's address,
+        // counted, and one line per window in the merchant's sync log, written at the first refusal
+        // so a merchant sees a misconfigured secret at once (ingest/verification-failures.ts).
+        if (guard) guard.refused(req, { endpoint: 'webhook', merchantId, party: provider, operation: 'webhook', status: err.status, reason: err.message });
+        else {
+          await ctx.db
+            .tx((sql) => recordExchanges(sql, [{ merchantId, direction: 'in', party: provider, operation: 'webhook', outcome: 'rejected', httpStatus: err.status, latencyMs: Date.now() - started, summary: redactText(err.message), at: ctx.clock.now() }]))
+            .catch(() => undefined);
+        }
         res.status(err.status).json(errorBody('rejected', err.message));
         return;
       }
+      // Verified: now it may spend the merchant's budget (unsigned deliveries their own, lower one).
+      const budget = delivery.unsigned ? opts.unsignedBudget : opts.merchantBudget;
+      if (budget) chargeOrThrow(budget, req);
       // JSON allows what PostgreSQL cannot store (NUL, lone surrogates): made storable, or a
       // validly signed event would be a 500 retried until the PSP gives up.
-      const events = delivery.events.map(storableEvent);
+      let events = delivery.events.map(storableEvent);
+      const coalesceKey = delivery.unsigned?.coalesceKey;
+      if (coalescer && coalesceKey !== undefined && events.length === 1) {
+        // One stored event and one fetch per resource and window, the fetch after the window (unsigned-coalescer.ts).
+        const w = coalescer.window(merchantId, provider, coalesceKey, ctx.clock.now().getTime());
+        events = [{ ...events[0], providerEventId: storable(w.providerEventId), dueAt: w.dueAt }];
+      }
       // Stored with whatever other deliveries came in at the same moment, in one transaction;
       // this resolves only once that transaction has committed (ingest/group-commit.ts).
       const stored = await committer.store({ merchantId, provider, events, httpStatus: delivery.ack?.status ?? 200, started });

@@ -28,6 +28,8 @@ export interface IngestEvent {
   occurredAt: string | null;
   /** The payload as JSON text, ready for the jsonb column. */
   payloadJson: string;
+  /** Process it no earlier than this (a coalesced unsigned delivery: the window's end, unsigned-coalescer.ts); default now. */
+  dueAt?: Date;
 }
 
 /** One verified webhook request. */
@@ -272,7 +274,7 @@ export async function storeDeliveries(sql: Sql, deliveries: IngestDelivery[], no
       firstSeen.add(key);
       if (inserted) {
         fresh++;
-        outbox.push({ kind: 'process_event', lane: 'hub', payload: { inboundEventId: row.id }, idempotencyKey: `event-${row.id}`, merchantId: d.merchantId });
+        outbox.push({ kind: 'process_event', lane: 'hub', payload: { inboundEventId: row.id }, idempotencyKey: `event-${row.id}`, merchantId: d.merchantId, ...(ev.dueAt ? { dueAt: ev.dueAt } : {}) });
       }
       entries.push({
         merchantId: d.merchantId, direction: 'in', party: d.provider, operation: ev.eventType, outcome: inserted ? 'ok' : 'duplicate', httpStatus: d.httpStatus,

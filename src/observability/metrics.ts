@@ -42,10 +42,16 @@ export function createMetrics() {
   });
   const rateLimited = new client.Counter({
     name: 'hub_rate_limited_total',
-    help: 'Requests refused with 429 by scope (address, webhook_merchant, api_merchant, partner_push)',
+    help: 'Requests refused with 429 by scope (address, webhook_merchant, webhook_unsigned, api_merchant, partner_push, failed_verification)',
     labelNames: ['scope'],
     registers: [registry],
   });
-  return { registry, webhooks, events, deliveries, partnerUpdates, outboxPending, httpLatency, rateLimited };
+  const verificationFailures = new client.Counter({
+    name: 'hub_verification_failures_total',
+    help: 'Webhooks and agency pushes refused because they failed verification (not stored, not charged to the merchant or partner), by endpoint and PSP or partner',
+    labelNames: ['endpoint', 'party'],
+    registers: [registry],
+  });
+  return { registry, webhooks, events, deliveries, partnerUpdates, outboxPending, httpLatency, rateLimited, verificationFailures };
 }
 export type Metrics = ReturnType<typeof createMetrics>;

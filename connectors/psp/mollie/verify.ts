@@ -113,8 +113,9 @@ function classicDelivery(req: InboundRequest, now: Date): VerifiedDelivery {
     eventType: CLASSIC_TYPES[prefix] ?? 'webhook',
     payload: { id },
   };
-  // Mollie only needs a 200 within 15 s (psp-webhooks.md §2.3); the body is not read.
-  return { events: [event], ack: { status: 200, body: '', contentType: 'text/plain' } };
+  // Mollie only needs a 200 within 15 s (psp-webhooks.md §2.3); the body is not read. Unsigned:
+  // ingress coalesces deliveries for one id (one stored event, one fetch) and budgets them apart.
+  return { events: [event], ack: { status: 200, body: '', contentType: 'text/plain' }, unsigned: { coalesceKey: id } };
 }
 
 function nextGenEvent(req: InboundRequest): RawInboundEvent {

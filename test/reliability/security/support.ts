@@ -197,11 +197,15 @@ export interface SecureStackOptions {
   agencyUrl?: string;
   sim?: Partial<AgencySimulatorOptions>;
   maxAttempts?: number;
+  /** Last changes to the parsed config before the hub is created (e.g. hub.http, hub.metrics). */
+  configure?: (config: HubConfig) => void;
 }
 
 export interface SecureStack {
   hub: Hub;
   hubUrl: string;
+  /** Where /metrics is served when hub.metrics.port is set. */
+  metricsUrl?: string;
   port: number;
   config: HubConfig;
   sim?: AgencySimulator;
@@ -247,14 +251,16 @@ export async function startSecureStack(o: SecureStackOptions): Promise<SecureSta
   config.delivery.maxAttempts = o.maxAttempts ?? 3;
   config.delivery.baseDelayMs = 50;
   config.delivery.maxDelayMs = 500;
+  o.configure?.(config);
   const db = o.mode === 'embedded' ? await createPglite() : undefined;
   const hub = await createHub({ config, role: 'all', db, queuePrefix, logger: o.logger ?? createLogger({ silent: true }) });
-  const { url: hubUrl } = await hub.listen(port, '127.0.0.1');
+  const { url: hubUrl, metricsUrl } = await hub.listen(port, '127.0.0.1');
   await hub.startBackground();
   const token = (merchantId: string) => issueMerchantToken({ hubId: HUB_ID, secret: SECRETS.merchantToken, merchantId, ttlSeconds: 600 });
   return {
     hub,
     hubUrl,
+    metricsUrl,
     port,
     config,
     sim,
