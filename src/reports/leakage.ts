@@ -13,8 +13,8 @@ import type { Sql } from '../store/db';
 import type { InvoiceRow } from '../ledger/rows';
 import type { Money } from '../domain/types';
 import { DAY_MS } from '../domain/clock';
-import { loadCountryRules, noticeEndsAt, ruleFor, type CountryRule } from '../policy/country-rules';
-import { reminderDate } from '../pipeline/handover-check';
+import { loadCountryRules, ruleFor, type CountryRule } from '../policy/country-rules';
+import { AWAITING_LETTER_WHY, invoiceNoticeGate } from '../policy/letter-evidence';
 import type { MerchantSettings } from '../context';
 
 export const LEAKAGE_BUCKETS = [
@@ -22,6 +22,7 @@ export const LEAKAGE_BUCKETS = [
   'psp_retrying',
   'pending_handover',
   'waiting_notice_gate',
+  'waiting_letter_evidence',
   'held_by_merchant',
   'below_min_amount',
   'in_collection',
@@ -55,6 +56,8 @@ export type LeakageInvoice = Pick<InvoiceRow, 'status' | 'resolution' | 'failure
 export interface LeakageFacts {
   /** The end of the debtor's notice term under the country rule (null: no notice rule applies). */
   noticeEndsAt?: Date | null;
+  /** The country rule asks for a pre-hand-over letter and the hub has no evidence of one (src/policy/letter-evidence.ts). */
+  awaitingLetter?: boolean;
   /** The merchant's minimum for opening a case, and what the debtor owes in total awaiting hand-over (same currency). */
   minAmount?: Money | null;
   debtorOpenAmount?: number;
@@ -126,6 +129,7 @@ function heldUntil(inv: LeakageInvoice, now: Date): LeakageClassification | null
 function pendingHandover(inv: LeakageInvoice, now: Date, facts: LeakageFacts): LeakageClassification {
   const held = heldUntil(inv, now);
   if (held) return held;
+  if (facts.awaitingLetter) return { bucket: 'waiting_letter_evidence', why: AWAITING_LETTER_WHY, until: null };
   const t = now.getTime();
   const due = time(inv.handover_due_at);
   const gate = time(facts.noticeEndsAt);
@@ -251,9 +255,11 @@ async function readFacts(sql: Sql, merchantId: string, rows: InvoiceRow[], merch
     const d = debtors.get(inv.customer_id);
     const rule = merchant.policy.countryRules && d ? ruleFor(countryRules(), d.country ?? merchant.country, d.type) : null;
     const key = `${d?.debtor_key ?? inv.customer_id}/${inv.currency}`;
+    const gate = invoiceNoticeGate(rule, inv, merchant.policy);
     return {
       handoverRefused: refused,
-      noticeEndsAt: noticeEndsAt(rule, reminderDate(inv, merchant.policy.noticeAfterDays)),
+      noticeEndsAt: gate.kind === 'ends' ? gate.at : null,
+      awaitingLetter: gate.kind === 'awaiting_letter',
       minAmount: merchant.policy.minAmount,
       debtorOpenAmount: openByDebtor.get(key) ?? 0,
       liveCase: liveCases.has(key),

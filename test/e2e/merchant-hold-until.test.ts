@@ -73,7 +73,7 @@ describe('hold until a date before the hand-over (embedded mode)', () => {
     expect((await post('in_hold_b', 'hold', { reason: 'pays on the 10th of April', holdUntil: '2026-04-10T12:00:00+02:00' })).status).toBe(202);
 
     // Day 3: the merchant's hand-over date. The checks due then run, and leave both out.
-    clock.set(T0 + 3 * DAY_MS + 1000);
+    clock.set(new Date(T0 + 3 * DAY_MS + 1000));
     await checksRanAt('cus_hold_a', T0 + 3 * DAY_MS);
     await checksRanAt('cus_hold_b', T0 + 3 * DAY_MS);
     expect(await caseOf('in_hold_a')).toBeNull();
@@ -83,16 +83,16 @@ describe('hold until a date before the hand-over (embedded mode)', () => {
     expect(report.unexplained).toEqual([]);
 
     // Day 4: B is released early and goes at once.
-    clock.set(T0 + 4 * DAY_MS);
+    clock.set(new Date(T0 + 4 * DAY_MS));
     expect(await post('in_hold_b', 'resume', { reason: 'the customer will not pay after all' })).toMatchObject({ status: 202, body: { holdUntil: null, invoice: { holdUntil: null } } });
     await handedOver('in_hold_b');
     expect(await caseOf('in_hold_a')).toBeNull();
 
     // Just before the end of the 20th: the check due then has not come yet; at 00:00 on the 21st it runs and A goes.
-    clock.set(Date.parse('2026-03-20T23:59:00Z'));
+    clock.set(new Date(Date.parse('2026-03-20T23:59:00Z')));
     await stack.hub.reconcileNow();
     expect(await caseOf('in_hold_a')).toBeNull();
-    clock.set(Date.parse('2026-03-21T00:00:01Z'));
+    clock.set(new Date(Date.parse('2026-03-21T00:00:01Z')));
     await handedOver('in_hold_a');
 
     // On the timeline and in the sync log.

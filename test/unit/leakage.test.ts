@@ -30,6 +30,12 @@ describe('leakage category of a failed invoice', () => {
     expect(r.until?.toISOString()).toBe(gate.toISOString());
   });
 
+  it('a country rule that asks for a letter the hub has no evidence of: waiting_letter_evidence, with no date', () => {
+    const r = classify(invoice({ handover_due_at: at(-2) }), now, { awaitingLetter: true, noticeEndsAt: null });
+    expect(r).toMatchObject({ bucket: 'waiting_letter_evidence', until: null });
+    expect(r.why).toMatch(/reminder/);
+  });
+
   it('a notice gate earlier than the merchant’s own hand-over date leaves it pending hand-over, until that date', () => {
     const r = classify(invoice({ handover_due_at: at(6) }), now, { noticeEndsAt: at(2) });
     expect(r.bucket).toBe('pending_handover');

@@ -9,6 +9,7 @@ export const BUCKETS = [
   { key: 'psp_retrying', label: 'PSP still retrying', color: PALETTE.amber, tone: 'amber' },
   { key: 'pending_handover', label: 'Pending hand-over', color: '#f0b849', tone: 'amber' },
   { key: 'waiting_notice_gate', label: "Inside the debtor's notice term", color: '#e8a33d', tone: 'amber' },
+  { key: 'waiting_letter_evidence', label: 'Waiting for letter evidence', color: '#d9822b', tone: 'amber' },
   { key: 'held_by_merchant', label: 'Held by you', color: PALETTE.slate, tone: 'slate' },
   { key: 'below_min_amount', label: 'Below your minimum amount', color: '#c9a227', tone: 'amber' },
   { key: 'in_collection', label: 'In collection', color: PALETTE.blue, tone: 'blue' },
