@@ -35,6 +35,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { parseConfig, ConfigError, type HubConfig } from '../src/config/load';
+import { generateSecret } from '../src/config/secrets';
 import { createHub, type Hub } from '../src/hub';
 import { createLogger } from '../src/observability/logger';
 import { issueMerchantToken } from '../src/http/merchant-auth';
@@ -206,6 +207,7 @@ merchants:
         hmacKeys: "\${DEMO_GLOBEX_ADYEN_HMAC_KEY}"
         merchantAccount: ${ADYEN_MERCHANT_ACCOUNT}
         basicAuth: { username: "\${DEMO_GLOBEX_ADYEN_USER}", password: "\${DEMO_GLOBEX_ADYEN_PASSWORD}" }
+        maxEventAgeDays: 400   # the demo replays months of history at once; a live webhook is never older than 30 days
     partner: ${RIVERTY_ID}
     policy: { handoverAfterDays: 14, minAmount: { value: 500, currency: EUR }, stackWindowDays: 45 }
 partners:
@@ -446,16 +448,18 @@ async function main(): Promise<void> {
   await ensurePortFree(s.rivertyPort, 'riverty agency simulator', 'DEMO_RIVERTY_SIM_PORT');
   prepareDataDir(s.dataDir);
 
+  // New for each run, drawn as the hub's first start draws its own (src/config/secrets.ts), so each
+  // passes the rules a hub applies to its secrets at start-up.
   const secrets: Secrets = {
-    merchantToken: secret(),
-    hubToAgency: secret(),
-    agencyToHub: secret(),
-    rivertyClientSecret: secret(),
-    stripe: { acme: secret('whsec_'), globex: secret('whsec_') },
-    // Mollie keys are `test_`/`live_` and alphanumerics; Adyen HMAC keys are hex.
+    merchantToken: generateSecret('merchantToken'),
+    hubToAgency: generateSecret('hs256'),
+    agencyToHub: generateSecret('hs256'),
+    rivertyClientSecret: generateSecret('clientSecret'),
+    stripe: { acme: generateSecret('stripeWebhook'), globex: generateSecret('stripeWebhook') },
+    // Mollie keys are `test_`/`live_` and alphanumerics.
     mollieApiKey: `test_${crypto.randomBytes(15).toString('hex')}`,
-    gocardless: { webhookSecret: secret(), accessToken: `sandbox_${secret()}` },
-    adyen: { hmacKey: crypto.randomBytes(32).toString('hex').toUpperCase(), username: 'ws_globex_demo', password: secret() },
+    gocardless: { webhookSecret: generateSecret('gocardlessWebhook'), accessToken: `sandbox_${secret()}` },
+    adyen: { hmacKey: generateSecret('adyenHmac'), username: 'ws_globex_demo', password: generateSecret('basicAuthPassword') },
   };
 
   // The PSP APIs the hub reads from (Mollie's payments, GoCardless's payments, mandates and

@@ -1,5 +1,6 @@
 /**
- * Reads the hub's YAML config (path in HUB_CONFIG, default config/hub.yaml), replaces
+ * Reads the hub's YAML config (path in HUB_CONFIG, default config/hub.yaml; on a fresh clone the
+ * example with secrets generated into the data directory), replaces
  * `${NAME}` from the environment, and validates it. The only module that reads process.env
  * (design.md habit 6). A bad file throws ConfigError naming the field and what is wrong.
  */
@@ -8,6 +9,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type RawHubConfig, type MerchantConfig } from './schema';
+import { connectorSecretProblem, generateSecret, secretProblem, type SecretKind } from './secrets';
 import { pspConnectors, agencyConnectors } from '../../connectors/registry';
 
 export class ConfigError extends Error {
@@ -114,6 +116,8 @@ export function parseConfig(text: string, env: Env = {}): HubConfig {
     }
     const r = connector.configSchema.safeParse(p);
     if (!r.success) throw new ConfigError(formatIssue(['partners', i], r.error.issues[0]));
+    const weak = connectorSecretProblem(p.connector, r.data);
+    if (weak) throw new ConfigError(`partners.${i}.${weak.path}: ${weak.problem}`);
     partners.push({ id: p.id, connector: p.connector, config: r.data });
   });
 
@@ -122,6 +126,8 @@ export function parseConfig(text: string, env: Env = {}): HubConfig {
     if (seenMerchants.has(m.id)) throw new ConfigError(`merchants.${i}.id: duplicate merchant id ${m.id}`);
     seenMerchants.add(m.id);
     if (!seenPartners.has(m.partner)) throw new ConfigError(`merchants.${i}.partner: no partner with id ${m.partner}`);
+    const weakHook = m.webhooks ? secretProblem(m.webhooks.secret, 'standardWebhook') : undefined;
+    if (weakHook) throw new ConfigError(`merchants.${i}.webhooks.secret: ${weakHook}`);
     const providers: Record<string, unknown> = {};
     for (const [pid, block] of Object.entries(m.providers)) {
       const connector = pspConnectors.get(pid);
@@ -130,6 +136,8 @@ export function parseConfig(text: string, env: Env = {}): HubConfig {
       }
       const r = connector.configSchema.safeParse(block ?? {});
       if (!r.success) throw new ConfigError(formatIssue(['merchants', i, 'providers', pid], r.error.issues[0]));
+      const weak = connectorSecretProblem(pid, r.data);
+      if (weak) throw new ConfigError(`merchants.${i}.providers.${pid}.${weak.path}: ${weak.problem}`);
       providers[pid] = r.data;
     }
     return { ...m, providers };
@@ -144,27 +152,125 @@ export function parseConfig(text: string, env: Env = {}): HubConfig {
   };
 }
 
-/** Path of the config file: HUB_CONFIG, else config/hub.yaml, else the example (so `npm start` works on a fresh clone). */
-export function configPath(env: Env = process.env): string {
-  if (env.HUB_CONFIG) return path.resolve(env.HUB_CONFIG);
-  const def = path.resolve('config/hub.yaml');
-  return fs.existsSync(def) ? def : path.resolve('config/hub.example.yaml');
+/**
+ * The secrets config/hub.example.yaml takes from the environment, with their kinds: what a first
+ * start without a config generates (test/reliability/security/startup-secrets.test.ts checks that
+ * this list covers every `${NAME}` the example needs).
+ */
+export const EXAMPLE_SECRETS: Readonly<Record<string, SecretKind>> = {
+  HUB_MERCHANT_TOKEN_SECRET: 'merchantToken',
+  ACME_STRIPE_WHSEC: 'stripeWebhook',
+  REFAGENCY_OUT_SECRET: 'hs256',
+  REFAGENCY_IN_SECRET: 'hs256',
+};
+
+/** Where a first start keeps the secrets it generated, inside the data directory. */
+export const FIRST_START_SECRETS_FILE = 'secrets.yaml';
+
+export interface ConfigSource {
+  /** The config file to read. */
+  file: string;
+  /** Set when no config exists and the example runs with secrets generated into the data directory. */
+  firstStart?: { dataDir: string };
 }
 
-export function loadConfig(env: Env = process.env): HubConfig {
-  const file = configPath(env);
+/**
+ * Which config file to read: HUB_CONFIG (it must exist), else config/hub.yaml, else — only when
+ * `requireConfig` is not set — the example with generated secrets (a fresh clone's `npm start`).
+ * The Docker image sets `requireConfig` (`--config-required`): a container never runs the example.
+ */
+export function resolveConfigSource(env: Env = process.env, opts: { requireConfig?: boolean; cwd?: string } = {}): ConfigSource {
+  const cwd = opts.cwd ?? process.cwd();
+  if (env.HUB_CONFIG) {
+    const file = path.resolve(cwd, env.HUB_CONFIG);
+    if (!fs.existsSync(file)) throw new ConfigError(`HUB_CONFIG: no config file at ${file}`);
+    return { file };
+  }
+  const def = path.resolve(cwd, 'config/hub.yaml');
+  if (fs.existsSync(def)) return { file: def };
+  if (opts.requireConfig) {
+    throw new ConfigError(
+      `no config: set HUB_CONFIG to the config file, or mount it at ${def} (e.g. -v ./hub.yaml:${def}:ro). ` +
+        'This entry point never falls back to the example config; its secrets come from the environment through ${NAME} references.',
+    );
+  }
+  return { file: path.resolve(cwd, 'config/hub.example.yaml'), firstStart: { dataDir: path.resolve(cwd, 'data') } };
+}
+
+/**
+ * The secrets of a first start: read from `<dataDir>/secrets.yaml`, or generated there once (mode
+ * 0600, created exclusively so two processes starting together end up with the same file). The
+ * environment still wins over the file, so one secret can be set by hand.
+ */
+export function firstStartSecrets(dataDir: string): { file: string; created: boolean; values: Record<string, string> } {
+  const file = path.join(dataDir, FIRST_START_SECRETS_FILE);
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const values = Object.fromEntries(Object.entries(EXAMPLE_SECRETS).map(([name, kind]) => [name, generateSecret(kind)]));
+  const text =
+    '# Secrets generated by the first start of collection-hub without a config (config/hub.example.yaml).\n' +
+    '# Keep this file private. Delete it to have new ones generated (merchant tokens issued before stop working).\n' +
+    YAML.stringify(values);
+  let created = true;
+  try {
+    fs.writeFileSync(file, text, { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new ConfigError(`cannot write ${file}: ${(err as Error).message}`);
+    created = false;
+  }
+  if (!created) {
+    // A copy made readable to others by hand is made private again.
+    if ((fs.statSync(file).mode & 0o077) !== 0) fs.chmodSync(file, 0o600);
+    const doc = YAML.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown> | null;
+    const read: Record<string, string> = {};
+    for (const name of Object.keys(EXAMPLE_SECRETS)) {
+      const v = doc?.[name];
+      if (typeof v !== 'string') throw new ConfigError(`${file}: ${name} is missing (delete the file to have new secrets generated)`);
+      read[name] = v;
+    }
+    return { file, created, values: read };
+  }
+  return { file, created, values };
+}
+
+/** Path of the config file (see resolveConfigSource). */
+export function configPath(env: Env = process.env): string {
+  return resolveConfigSource(env).file;
+}
+
+export interface LoadedConfig {
+  config: HubConfig;
+  source: ConfigSource;
+  /** On a first start: where the generated secrets are and whether this start made them. */
+  generated?: { file: string; created: boolean };
+}
+
+/** Reads, resolves and validates the config (resolveConfigSource says which file). */
+export function loadConfigSource(env: Env = process.env, opts: { requireConfig?: boolean; cwd?: string } = {}): LoadedConfig {
+  const source = resolveConfigSource(env, opts);
+  const file = source.file;
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
     throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`);
   }
+  let effectiveEnv = env;
+  let generated: LoadedConfig['generated'];
+  if (source.firstStart) {
+    const secrets = firstStartSecrets(source.firstStart.dataDir);
+    generated = { file: secrets.file, created: secrets.created };
+    effectiveEnv = { ...secrets.values, ...Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== '')) };
+  }
   try {
-    return parseConfig(text, env);
+    return { config: parseConfig(text, effectiveEnv), source, generated };
   } catch (err) {
-    if (err instanceof ConfigError) throw new ConfigError(`${path.relative(process.cwd(), file)}: ${err.message}`);
+    if (err instanceof ConfigError) throw new ConfigError(`${path.relative(opts.cwd ?? process.cwd(), file)}: ${err.message}`);
     throw err;
   }
+}
+
+export function loadConfig(env: Env = process.env): HubConfig {
+  return loadConfigSource(env).config;
 }
 
 /** Read-only view of the environment for other modules (kept here so process.env is read in one place). */

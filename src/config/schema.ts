@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { DEBTOR_TYPES } from '../domain/types';
+import { secretSchema } from './secrets';
 
 const currency = z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code like EUR');
 export const moneySchema = z.object({ value: z.number().int().nonnegative(), currency });
@@ -197,7 +198,8 @@ export const configSchema = z.object({
     id: z.string().min(1).default('collection-hub'),
     publicUrl: z.url().default('http://localhost:3000'),
     port: z.number().int().min(0).max(65535).default(3000),
-    host: z.string().default('0.0.0.0'),
+    /** Loopback unless the config says otherwise: a hub is reachable from outside only on purpose. */
+    host: z.string().default('127.0.0.1'),
     /** Where the embedded database lives when DATABASE_URL is not set. */
     dataDir: z.string().default('./data'),
     logLevel: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
@@ -227,7 +229,8 @@ export const configSchema = z.object({
       .default({}),
   }),
   auth: z.object({
-    merchantTokenSecret: z.string().min(16, 'must be at least 16 characters'),
+    /** HS256 key of merchant tokens: at least 32 random bytes, never a placeholder or published value (./secrets.ts). */
+    merchantTokenSecret: secretSchema('merchantToken'),
     merchantTokenTtlSeconds: z.number().int().positive().default(8 * 3600),
   }),
   delivery: z

@@ -7,10 +7,14 @@
  */
 import { startStack, type Mode, type Stack } from '../support/stack';
 import { postgresAvailable, redisAvailable, waitFor } from '../support/services';
-import { adyenItems, adyenNotification, pspReference } from '../../sim/psp/adyen-events';
+import { adyenItems, adyenNotification, basicAuthHeader, pspReference } from '../../sim/psp/adyen-events';
+import { testSecret } from '../support/secrets';
 
-const HMAC_KEY = '44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056';
-const WRONG_KEY = 'DFB1EB5485895CFA84146406857104ABB4CBCABDC8AAF103A624C8F6A3EAAB00';
+// Drawn per test file: the hub refuses short, placeholder and published secrets (issue 13).
+const HMAC_KEY = testSecret('adyenHmac');
+const WRONG_KEY = testSecret('adyenHmac');
+/** Basic auth is required for Adyen (the HMAC does not cover shopperReference, reason or eventDate). */
+const BASIC = { username: 'ws_acme', password: testSecret('basicAuthPassword') };
 
 let n = 0;
 const refs = () => {
@@ -34,7 +38,7 @@ describe.each<Mode>(['embedded', 'services'])('Adyen → agency (%s mode)', (mod
   beforeAll(async () => {
     available = await modeAvailable(mode);
     if (!available) return;
-    stack = await startStack({ mode, acmeProviders: `      adyen:\n        hmacKeys: ${HMAC_KEY}`, sim: { stepMs: 60_000 } });
+    stack = await startStack({ mode, acmeProviders: `      adyen:\n        hmacKeys: ${HMAC_KEY}\n        basicAuth: { username: ${BASIC.username}, password: "${BASIC.password}" }`, sim: { stepMs: 60_000 } });
     stack.sim.pause();
   }, 60_000);
 
@@ -49,7 +53,7 @@ describe.each<Mode>(['embedded', 'services'])('Adyen → agency (%s mode)', (mod
     }, timeout);
 
   const send = (body: unknown) =>
-    fetch(`${stack.hubUrl}/v1/webhooks/adyen/acme`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    fetch(`${stack.hubUrl}/v1/webhooks/adyen/acme`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: basicAuthHeader(BASIC.username, BASIC.password) }, body: JSON.stringify(body) });
 
   const deliveriesOf = async (providerEventId: string): Promise<number[]> =>
     (

@@ -6,6 +6,7 @@
  * way the runner does.
  */
 import { parseConfig } from '../../src/config/load';
+import { testSecret } from '../support/secrets';
 import { createHub, type Hub } from '../../src/hub';
 import { createLogger } from '../../src/observability/logger';
 import { createPglite } from '../../src/store/pglite';
@@ -110,4 +111,5 @@ export async function backToPending(ctx: HubContext, id: number, status?: number
   await ctx.db.query(`UPDATE outbox SET status = 'pending', locked_until = NULL, next_attempt_at = now() - interval '1 second', last_status = $2 WHERE id = $1`, [id, status ?? null]);
 }
 
-export const WEBHOOK_SECRET = `whsec_${Buffer.alloc(32, 0x2a).toString('base64')}`;
+/** Drawn fresh per test file: the hub refuses a secret that is not random (src/config/secrets.ts). */
+export const WEBHOOK_SECRET = testSecret('standardWebhook');

@@ -69,7 +69,7 @@ function normalizeAdyenItem(e: AdyenDemoEvent): PaymentEvent {
   const item = e.item;
   return adyenConnector.normalize(
     { providerEventId: `${item.pspReference}:${item.eventCode}:${item.success}`, eventType: item.eventCode, occurredAt: new Date(item.eventDate).toISOString(), payload: { live: 'false', NotificationRequestItem: item } },
-    { merchantId: e.merchant, config: adyenProviderConfigSchema.parse({ hmacKeys: '44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056' }), mapping: mappings.adyen },
+    { merchantId: e.merchant, config: adyenProviderConfigSchema.parse({ hmacKeys: '44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056', basicAuth: { username: 'ws', password: 'pw' } }), mapping: mappings.adyen },
   ) as PaymentEvent;
 }
 

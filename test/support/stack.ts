@@ -12,17 +12,19 @@ import { createAgencySimulator, type AgencySimulator, type AgencySimulatorOption
 import { issueMerchantToken } from '../../src/http/merchant-auth';
 import { signStripe } from '../../sim/psp/stripe-events';
 import { createTestDatabase, REDIS_URL, uniquePrefix } from './services';
+import { testSecret } from './secrets';
 import type { Clock } from '../../src/domain/clock';
 
 export type Mode = 'embedded' | 'services';
 
+/** Drawn fresh for each test file (./secrets.ts): the hub refuses weak or published secrets. */
 export const SECRETS = {
-  merchantToken: 'test-merchant-token-secret-0123456789',
-  hubToAgency: 'test-hub-to-agency-secret-0123456789abcdef',
-  agencyToHub: 'test-agency-to-hub-secret-0123456789abcdef',
-  stripe: { acme: 'whsec_test_acme_0123456789', globex: 'whsec_test_globex_0123456789' },
+  merchantToken: testSecret('merchantToken'),
+  hubToAgency: testSecret(),
+  agencyToHub: testSecret(),
+  stripe: { acme: testSecret('stripeWebhook'), globex: testSecret('stripeWebhook') },
   /** OAuth2 client secret of the hub at the riverty-personality simulator. */
-  rivertyClient: 'test-riverty-client-secret-0123456789',
+  rivertyClient: testSecret('clientSecret'),
 };
 
 /** Which agency the stack runs: the reference protocol, or the Riverty-shaped one (OAuth2, pull only). */

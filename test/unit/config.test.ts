@@ -7,7 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import YAML from 'yaml';
-import { parseConfig, substituteEnv, ConfigError } from '../../src/config/load';
+import { parseConfig, substituteEnv, ConfigError, EXAMPLE_SECRETS } from '../../src/config/load';
+import { testSecret } from '../support/secrets';
 
 const ROOT = path.resolve(__dirname, '../..');
 const EXAMPLE_FILE = fs.readFileSync(path.join(ROOT, 'config/hub.example.yaml'), 'utf8');
@@ -20,8 +21,11 @@ const EXAMPLE = EXAMPLE_FILE.split('\n')
   .map((line) => line.replace(/\s+#\s.*$/, ''))
   .join('\n');
 
-/** The example as plain data (defaults substituted), to be broken one field at a time. */
-const exampleDoc = () => YAML.parse(substituteEnv(EXAMPLE, {}));
+/** The secrets the example takes from the environment (it has no defaults for them), drawn fresh. */
+const ENV: Record<string, string> = Object.fromEntries(Object.entries(EXAMPLE_SECRETS).map(([name, kind]) => [name, testSecret(kind)]));
+
+/** The example as plain data (references substituted), to be broken one field at a time. */
+const exampleDoc = () => YAML.parse(substituteEnv(EXAMPLE, ENV));
 
 function configErrorOf(fn: () => unknown): ConfigError {
   try {
@@ -35,14 +39,18 @@ function configErrorOf(fn: () => unknown): ConfigError {
 
 describe('parseConfig on the example file', () => {
   // Regression test: this once failed (found by these tests, fixed in src).
-  it('the file as shipped, comments included, parses with an empty environment', () => {
-    expect(() => parseConfig(EXAMPLE_FILE, {})).not.toThrow();
+  it('the file as shipped, comments included, parses with its secrets in the environment', () => {
+    expect(() => parseConfig(EXAMPLE_FILE, ENV)).not.toThrow();
   });
 
-  it('succeeds with an empty environment, using the defaults', () => {
-    const c = parseConfig(EXAMPLE, {});
-    expect(c.hub).toMatchObject({ id: 'collection-hub', publicUrl: 'http://localhost:3000', port: 3000, logLevel: 'info' });
-    expect(c.auth.merchantTokenSecret).toBe('dev-only-merchant-token-secret-change-me');
+  it('with an empty environment it is refused, naming the secret that is missing (no secret has a default)', () => {
+    expect(() => parseConfig(EXAMPLE_FILE, {})).toThrow(/environment variable HUB_MERCHANT_TOKEN_SECRET is not set/);
+  });
+
+  it('succeeds with its secrets in the environment, using the defaults for the rest', () => {
+    const c = parseConfig(EXAMPLE, ENV);
+    expect(c.hub).toMatchObject({ id: 'collection-hub', publicUrl: 'http://localhost:3000', host: '127.0.0.1', port: 3000, logLevel: 'info' });
+    expect(c.auth.merchantTokenSecret).toBe(ENV.HUB_MERCHANT_TOKEN_SECRET);
     expect(c.merchants).toHaveLength(1);
     expect(c.merchants[0]).toMatchObject({
       id: 'acme',
@@ -50,7 +58,9 @@ describe('parseConfig on the example file', () => {
       partner: 'refagency',
       policy: { handoverAfterDays: 14, minAmount: { value: 500, currency: 'EUR' }, stackWindowDays: 45, defaultDebtorType: 'consumer' },
     });
-    expect(c.merchants[0].providers.stripe).toMatchObject({ webhookSecret: 'whsec_dev_acme_change_me', apiKey: 'sk_test_dev_placeholder', toleranceSeconds: 300 });
+    expect(c.merchants[0].providers.stripe).toMatchObject({ webhookSecret: ENV.ACME_STRIPE_WHSEC, toleranceSeconds: 300 });
+    // No API key is shipped, not even a placeholder one: lookups are off until the merchant sets theirs.
+    expect(c.merchants[0].providers.stripe.apiKey).toBeUndefined();
     expect(c.partners).toEqual([expect.objectContaining({ id: 'refagency', connector: 'reference' })]);
     expect(c.partners[0].config).toMatchObject({ baseUrl: 'http://127.0.0.1:4010', auth: { outbound: { alg: 'HS256' }, inbound: { alg: 'HS256' } } });
     expect(c.databaseUrl).toBeUndefined();
@@ -61,7 +71,7 @@ describe('parseConfig on the example file', () => {
     const doc = exampleDoc();
     delete doc.delivery;
     delete doc.merchants[0].policy;
-    const c = parseConfig(YAML.stringify(doc), {});
+    const c = parseConfig(YAML.stringify(doc), ENV);
     expect(c.delivery).toMatchObject({ maxAttempts: 12, baseDelayMs: 2000 });
     expect(c.merchants[0].policy).toEqual({ handoverAfterDays: 14, minAmount: { value: 0, currency: 'EUR' }, stackWindowDays: 45, defaultDebtorType: 'consumer', countryRules: true, withoutLetterEvidence: 'wait', costsIncludeVat: false });
   });
@@ -91,10 +101,11 @@ function uncommentBlock(text: string, key: string): string {
 
 describe('the optional blocks documented in the example (commented out there)', () => {
   const env = {
-    ACME_MOLLIE_KEY: 'test_abcdefghijklmnopqrstuvwxyz123456', ACME_MOLLIE_WHSEC: 'mollie-signing-secret',
-    ACME_ADYEN_HMAC: '44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056', ACME_ADYEN_BASIC_PASSWORD: 'basic-password',
-    ACME_GOCARDLESS_WHSEC: 'gocardless-endpoint-secret', ACME_GOCARDLESS_TOKEN: 'sandbox_token',
-    RIVERTY_CLIENT_SECRET: 'riverty-client-secret',
+    ...ENV,
+    ACME_MOLLIE_KEY: `test_${testSecret().replace(/[^A-Za-z0-9]/g, '')}`, ACME_MOLLIE_WHSEC: testSecret('mollieWebhook'),
+    ACME_ADYEN_HMAC: testSecret('adyenHmac'), ACME_ADYEN_BASIC_PASSWORD: testSecret('basicAuthPassword'),
+    ACME_GOCARDLESS_WHSEC: testSecret('gocardlessWebhook'), ACME_GOCARDLESS_TOKEN: `sandbox_${testSecret()}`,
+    RIVERTY_CLIENT_SECRET: testSecret('clientSecret'),
   };
 
   it('the mollie, adyen and gocardless provider blocks parse as written', () => {
@@ -102,8 +113,14 @@ describe('the optional blocks documented in the example (commented out there)', 
     for (const key of ['mollie', 'adyen', 'gocardless']) text = uncommentBlock(text, key);
     const c = parseConfig(text, env);
     expect(c.merchants[0].providers.mollie).toEqual({ apiKey: env.ACME_MOLLIE_KEY, webhookSigningSecret: env.ACME_MOLLIE_WHSEC, apiBase: 'http://127.0.0.1:4020', invoiceLink: ['metadata.invoiceId', 'subscriptionPeriod'] });
-    expect(c.merchants[0].providers.adyen).toMatchObject({ hmacKeys: env.ACME_ADYEN_HMAC, basicAuth: { username: 'acme', password: 'basic-password' }, merchantAccount: 'AcmeSubscriptionsNL' });
-    expect(c.merchants[0].providers.gocardless).toMatchObject({ webhookSecret: env.ACME_GOCARDLESS_WHSEC, accessToken: 'sandbox_token' });
+    expect(c.merchants[0].providers.adyen).toMatchObject({ hmacKeys: env.ACME_ADYEN_HMAC, basicAuth: { username: 'acme', password: env.ACME_ADYEN_BASIC_PASSWORD }, merchantAccount: 'AcmeSubscriptionsNL', maxEventAgeDays: 31, maxClockSkewSeconds: 300 });
+    expect(c.merchants[0].providers.gocardless).toMatchObject({ webhookSecret: env.ACME_GOCARDLESS_WHSEC, accessToken: env.ACME_GOCARDLESS_TOKEN });
+  });
+
+  it('the debtorIdentity policy block parses as written, and is off for e-mail by default', () => {
+    expect(parseConfig(EXAMPLE_FILE, env).merchants[0].policy.debtorIdentity).toBeUndefined();
+    const c = parseConfig(uncommentBlock(EXAMPLE_FILE, 'debtorIdentity'), env);
+    expect(c.merchants[0].policy.debtorIdentity).toEqual({ metadataKeys: ['customer_id', 'merchantCustomerId'], matchEmail: false });
   });
 
   it('the riverty partner block parses as written', () => {
@@ -111,13 +128,13 @@ describe('the optional blocks documented in the example (commented out there)', 
     const riverty = c.partners.find((p) => p.id === 'riverty')!;
     expect(riverty.connector).toBe('riverty');
     expect(riverty.config).toMatchObject({
-      tokenUrl: 'https://login.riverty.example/oauth/token', clientId: 'collection-hub', clientSecret: 'riverty-client-secret',
+      tokenUrl: 'https://login.riverty.example/oauth/token', clientId: 'collection-hub', clientSecret: env.RIVERTY_CLIENT_SECRET,
       audience: 'back-in-flow', tokenAuth: 'client_secret_post', pull: { everySeconds: 60, limit: 100, gapGraceSeconds: 120 },
     });
   });
 
   it('the policy keys it lists are the ones parsed', () => {
-    expect(parseConfig(EXAMPLE_FILE, {}).merchants[0].policy).toEqual({
+    expect(parseConfig(EXAMPLE_FILE, ENV).merchants[0].policy).toEqual({
       handoverAfterDays: 14, minAmount: { value: 500, currency: 'EUR' }, stackWindowDays: 45, defaultDebtorType: 'consumer', countryRules: true, withoutLetterEvidence: 'wait', costsIncludeVat: false,
     });
   });
@@ -147,7 +164,7 @@ describe('a bad config throws ConfigError naming the field path', () => {
   it.each(cases)('%s', (_name, breakIt, field, detail) => {
     const doc = exampleDoc();
     breakIt(doc);
-    const err = configErrorOf(() => parseConfig(YAML.stringify(doc), {}));
+    const err = configErrorOf(() => parseConfig(YAML.stringify(doc), ENV));
     expect(err.name).toBe('ConfigError');
     expect(err.message.startsWith(`${field}: `)).toBe(true);
     if (detail) expect(err.message).toMatch(detail);
@@ -160,25 +177,26 @@ describe('a bad config throws ConfigError naming the field path', () => {
 
 describe('environment substitution', () => {
   const tiny = (secret: string) => EXAMPLE.replace(/merchantTokenSecret: .*$/m, `merchantTokenSecret: ${secret}`);
+  const [one, two] = [testSecret(), testSecret()];
 
   it('`${X}` unset without a default throws, naming X', () => {
-    const err = configErrorOf(() => parseConfig(tiny('${HUB_TEST_TOKEN_SECRET}'), {}));
+    const err = configErrorOf(() => parseConfig(tiny('${HUB_TEST_TOKEN_SECRET}'), ENV));
     expect(err.message).toMatch(/HUB_TEST_TOKEN_SECRET/);
   });
 
   it('`${X}` set is replaced by its value', () => {
-    expect(parseConfig(tiny('${HUB_TEST_TOKEN_SECRET}'), { HUB_TEST_TOKEN_SECRET: 'from-the-environment-123' }).auth.merchantTokenSecret).toBe('from-the-environment-123');
+    expect(parseConfig(tiny('${HUB_TEST_TOKEN_SECRET}'), { ...ENV, HUB_TEST_TOKEN_SECRET: one }).auth.merchantTokenSecret).toBe(one);
   });
 
   it('`${X:-d}` uses d when X is unset, and X when it is set', () => {
-    expect(parseConfig(tiny('${HUB_TEST_TOKEN_SECRET:-default-secret-0123456789}'), {}).auth.merchantTokenSecret).toBe('default-secret-0123456789');
-    expect(parseConfig(tiny('${HUB_TEST_TOKEN_SECRET:-default-secret-0123456789}'), { HUB_TEST_TOKEN_SECRET: 'set-secret-0123456789' }).auth.merchantTokenSecret).toBe('set-secret-0123456789');
+    expect(parseConfig(tiny(`\${HUB_TEST_TOKEN_SECRET:-${one}}`), ENV).auth.merchantTokenSecret).toBe(one);
+    expect(parseConfig(tiny(`\${HUB_TEST_TOKEN_SECRET:-${one}}`), { ...ENV, HUB_TEST_TOKEN_SECRET: two }).auth.merchantTokenSecret).toBe(two);
   });
 
   // Regression test: this once failed (found by these tests, fixed in src).
   it('a value from the environment is taken whole, even with YAML characters in it', () => {
-    const secret = 'abcdefghijklmnopqrstuvwxyz #0123456789';
-    expect(parseConfig(tiny('${HUB_TEST_TOKEN_SECRET}'), { HUB_TEST_TOKEN_SECRET: secret }).auth.merchantTokenSecret).toBe(secret);
+    const secret = `${one} #x: ${two}`;
+    expect(parseConfig(tiny('${HUB_TEST_TOKEN_SECRET}'), { ...ENV, HUB_TEST_TOKEN_SECRET: secret }).auth.merchantTokenSecret).toBe(secret);
   });
 
   it('an empty variable counts as unset', () => {
@@ -187,22 +205,22 @@ describe('environment substitution', () => {
   });
 
   it('the example takes its secrets from the environment when set', () => {
-    const c = parseConfig(EXAMPLE, { ACME_STRIPE_WHSEC: 'whsec_from_env', REFAGENCY_URL: 'https://agency.example' });
-    expect(c.merchants[0].providers.stripe.webhookSecret).toBe('whsec_from_env');
+    const c = parseConfig(EXAMPLE, { ...ENV, REFAGENCY_URL: 'https://agency.example' });
+    expect(c.merchants[0].providers.stripe.webhookSecret).toBe(ENV.ACME_STRIPE_WHSEC);
     expect(c.partners[0].config.baseUrl).toBe('https://agency.example');
   });
 
   it('PORT overrides hub.port', () => {
-    expect(parseConfig(EXAMPLE, { PORT: '8081' }).hub.port).toBe(8081);
+    expect(parseConfig(EXAMPLE, { ...ENV, PORT: '8081' }).hub.port).toBe(8081);
   });
 
   it('a PORT that is not a port number is a ConfigError naming PORT', () => {
-    expect(configErrorOf(() => parseConfig(EXAMPLE, { PORT: 'eighty' })).message).toMatch(/^PORT: /);
-    expect(configErrorOf(() => parseConfig(EXAMPLE, { PORT: '70000' })).message).toMatch(/^PORT: /);
+    expect(configErrorOf(() => parseConfig(EXAMPLE, { ...ENV, PORT: 'eighty' })).message).toMatch(/^PORT: /);
+    expect(configErrorOf(() => parseConfig(EXAMPLE, { ...ENV, PORT: '70000' })).message).toMatch(/^PORT: /);
   });
 
   it('DATABASE_URL and REDIS_URL switch to the production drivers', () => {
-    const c = parseConfig(EXAMPLE, { DATABASE_URL: 'postgres://db/hub', REDIS_URL: 'redis://cache:6379' });
+    const c = parseConfig(EXAMPLE, { ...ENV, DATABASE_URL: 'postgres://db/hub', REDIS_URL: 'redis://cache:6379' });
     expect(c).toMatchObject({ databaseUrl: 'postgres://db/hub', redisUrl: 'redis://cache:6379' });
   });
 });
@@ -234,17 +252,17 @@ partners:
     pull: { everySeconds: 60 }
 `;
   const env = {
-    HUB_MERCHANT_TOKEN_SECRET: 'm'.repeat(32),
-    ACME_STRIPE_WHSEC: 'whsec_contract',
+    HUB_MERCHANT_TOKEN_SECRET: testSecret('merchantToken'),
+    ACME_STRIPE_WHSEC: testSecret('stripeWebhook'),
     ACME_STRIPE_KEY: 'sk_test_contract',
-    REFAGENCY_OUT_SECRET: 'o'.repeat(32),
-    REFAGENCY_IN_SECRET: 'i'.repeat(32),
+    REFAGENCY_OUT_SECRET: testSecret(),
+    REFAGENCY_IN_SECRET: testSecret(),
   };
 
   it('parses with its references filled from the environment (comments are not read)', () => {
     const c = parseConfig(CONTRACT_EXAMPLE, env);
-    expect(c.merchants[0].providers.stripe).toMatchObject({ webhookSecret: 'whsec_contract', apiKey: 'sk_test_contract' });
-    expect(c.partners[0].config.auth.inbound).toEqual({ alg: 'HS256', secret: 'i'.repeat(32) });
+    expect(c.merchants[0].providers.stripe).toMatchObject({ webhookSecret: env.ACME_STRIPE_WHSEC, apiKey: 'sk_test_contract' });
+    expect(c.partners[0].config.auth.inbound).toEqual({ alg: 'HS256', secret: env.REFAGENCY_IN_SECRET });
     expect(c.merchants[0].policy).toMatchObject({ handoverAfterDays: 14, stackWindowDays: 45, minAmount: { value: 500, currency: 'EUR' } });
   });
 
@@ -289,7 +307,7 @@ describe('the real entry point with a bad config', () => {
     doc.merchants[0].policy.handoverAfterDays = -3;
     const file = path.join(dir, 'bad.yaml');
     fs.writeFileSync(file, YAML.stringify(doc));
-    const { code, stderr } = await run({ HUB_CONFIG: file });
+    const { code, stderr } = await run({ ...ENV, HUB_CONFIG: file });
     expect(code).not.toBe(0);
     expect(stderr).toMatch(/config error: .*bad\.yaml: merchants\.0\.policy\.handoverAfterDays: /);
   }, 30_000);
@@ -297,7 +315,7 @@ describe('the real entry point with a bad config', () => {
   it('exits non-zero and names the unset environment variable', async () => {
     const file = path.join(dir, 'needs-env.yaml');
     fs.writeFileSync(file, EXAMPLE.replace(/merchantTokenSecret: .*$/m, 'merchantTokenSecret: ${HUB_TEST_UNSET_SECRET_XYZ}'));
-    const { code, stderr } = await run({ HUB_CONFIG: file });
+    const { code, stderr } = await run({ ...ENV, HUB_CONFIG: file });
     expect(code).not.toBe(0);
     expect(stderr).toMatch(/HUB_TEST_UNSET_SECRET_XYZ/);
   }, 30_000);

@@ -16,7 +16,8 @@
  *    payment (`originalReference`), with the item's own pspReference beside it (relatedRefs);
  *  - money: `amount.value` is in Adyen's minor units, which follow ISO 4217 except for four
  *    currencies — converted exactly to the hub's (contract §2);
- *  - occurredAt: `eventDate` (ISO 8601 with offset) in UTC.
+ *  - occurredAt: `eventDate` (ISO 8601 with offset) in UTC, as verify.ts bounded it by the
+ *    delivery's arrival (the stored occurredAt; eventDate is not covered by the HMAC).
  */
 import type { CustomerInfo, FailureInfo, InvoiceInfo, Money, PaymentEvent, PaymentEventKind, PaymentInfo, PaymentMethod } from '../../../src/domain/types';
 import { currencyExponent, money } from '../../../src/domain/money';
@@ -110,7 +111,9 @@ export function normalizeAdyenItem(raw: RawInboundEvent, ctx: NormalizeContext<A
   }
   const { live, NotificationRequestItem: item } = parsed.data;
   const kind = kindOf(ctx.mapping, item.eventCode, item.success);
-  const occurredAt = isoOf(item.eventDate, raw.providerEventId);
+  const eventDate = isoOf(item.eventDate, raw.providerEventId);
+  // eventDate is not signed: verify.ts bounded it by the delivery's arrival, and that is occurredAt.
+  const occurredAt = raw.occurredAt ?? eventDate;
   const amount = adyenAmountToMoney(item.amount.value, item.amount.currency);
   const data = item.additionalData ?? {};
   const method = methodOf(item);

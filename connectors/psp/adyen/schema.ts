@@ -14,12 +14,16 @@ import { z } from 'zod';
  * One HMAC key as the Customer Area shows it: hex. Validated here because `Buffer.from(key, 'hex')`
  * (what the reference does) silently stops at the first non-hex character, which would turn a typo
  * into a key that never matches. Adyen's keys are 64 hex characters (32 bytes); a shorter one is
- * accepted down to 16 bytes. A key made only of digits is read by YAML as a number — quote it.
+ * accepted here down to 16 bytes, but the hub's config refuses it (src/config/secrets.ts: 32 bytes,
+ * no placeholder or published key). A key made only of digits is read by YAML as a number — quote it.
  */
 const hmacKey = z
   .string({ error: (iss) => (iss.input === undefined ? 'required' : 'must be a string of hex digits (quote it in YAML)') })
   .trim()
   .regex(/^(?:[0-9a-fA-F]{2}){16,}$/, 'must be the HMAC key in hex, as the Customer Area shows it (an even number of 0-9/A-F characters, at least 32)');
+
+/** Defaults of the eventDate bounds (verify.ts `boundEventDate`). */
+export const ADYEN_EVENT_DATE_DEFAULTS = { maxClockSkewSeconds: 300, maxEventAgeDays: 31 };
 
 export const adyenProviderConfigSchema = z
   .object({
@@ -29,10 +33,31 @@ export const adyenProviderConfigSchema = z
       error: (iss) => (iss.input === undefined ? 'required: the HMAC key in hex, or a list of them' : 'must be the HMAC key in hex, or a list of them (quote a key in YAML)'),
     }),
     /**
-     * The HTTP Basic credentials set on the webhook in the Customer Area. When configured every
-     * delivery must carry them (401 otherwise); absent, no Authorization header is looked at.
+     * The HTTP Basic credentials set on the webhook in the Customer Area; every delivery must carry
+     * them (401 otherwise). Required (issue 13): the HMAC covers only eight fields, so the ones that
+     * say whose debt it is (`additionalData.shopperReference`, `shopperEmail`) and `reason` and
+     * `eventDate` are trusted only from a sender that also knows this password.
      */
-    basicAuth: z.object({ username: z.string().min(1), password: z.string().min(1) }).strict().optional(),
+    basicAuth: z
+      // The password's strength is checked with the hub's other secrets (src/config/secrets.ts).
+      .object({ username: z.string().trim().min(1), password: z.string().min(1) }, {
+        error: (iss) =>
+          iss.input === undefined
+            ? "required: { username, password } as set on the webhook in Adyen's Customer Area (the HMAC does not cover shopperReference, shopperEmail, reason or eventDate)"
+            : 'must be { username, password }',
+      })
+      .strict(),
+    /**
+     * `eventDate` is not signed: a delivery is judged by the time it arrived. An eventDate later than
+     * arrival + this skew is taken as the arrival time (a clock cannot run ahead of the delivery).
+     */
+    maxClockSkewSeconds: z.number().int().min(0).max(3600).default(ADYEN_EVENT_DATE_DEFAULTS.maxClockSkewSeconds),
+    /**
+     * An item whose eventDate is more than this many days before its arrival is refused (400): Adyen
+     * retries a delivery for at most 30 days (psp-webhooks reference §3.3), so a genuine one is never
+     * older. A replay of older history (the demo) raises it.
+     */
+    maxEventAgeDays: z.number().int().min(1).max(3660).default(ADYEN_EVENT_DATE_DEFAULTS.maxEventAgeDays),
     /**
      * The Adyen merchant account this merchant's webhook belongs to (`merchantAccountCode`). When set,
      * a delivery with an item for any other account is refused with 401 (verify.ts says why). Leave it

@@ -18,8 +18,14 @@
  *
  * Adyen signs parsed fields, not bytes (§7.1), so JSON-parsing before verifying is safe here.
  *
+ * The HMAC covers eight fields only; `additionalData.shopperReference` and `shopperEmail` (whose
+ * debt it is), `reason` and `eventDate` are not signed. So HTTP Basic auth is required by the
+ * schema (issue 13): a delivery without the webhook's password is refused before any field is read,
+ * and `eventDate` is bounded by the delivery's arrival (`boundEventDate`).
+ *
  * Refusals (WebhookRejection; the ingress stores nothing and answers the status):
- *  - 401 Basic auth configured and missing/wrong;
+ *  - 401 Basic auth missing/wrong;
+ *  - 400 an item whose eventDate is more than `maxEventAgeDays` before arrival;
  *  - 400 not JSON / not a Standard notification (Adyen cannot fix the bytes by retrying, but a
  *    non-2xx keeps the delivery visible as failing in the Customer Area);
  *  - 401 any item without a valid signature: the WHOLE delivery is refused, nothing is stored. A
@@ -35,7 +41,7 @@
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { WebhookRejection, type InboundRequest, type RawInboundEvent, type VerifiedDelivery } from '../types';
-import { adyenNotificationSchema, type AdyenProviderConfig } from './schema';
+import { ADYEN_EVENT_DATE_DEFAULTS, adyenNotificationSchema, type AdyenProviderConfig } from './schema';
 
 /** Adyen's legacy acknowledgement, still accepted by every Adyen endpoint setting (§3.3). */
 export const ADYEN_ACK = { status: 200, body: '[accepted]', contentType: 'text/plain' } as const;
@@ -125,10 +131,33 @@ export function adyenEventId(item: { pspReference: string; eventCode: string; su
   return `${item.pspReference}:${item.eventCode}:${item.success}`;
 }
 
-export function verifyAdyenWebhook(req: InboundRequest, config: AdyenProviderConfig, _now: Date): VerifiedDelivery {
-  // Adyen Standard notifications carry no timestamp to check against `now`: replays of a stored
-  // item are harmless because each item is deduplicated on its event id.
-  if (config.basicAuth) checkBasicAuth(req.headers.authorization, config.basicAuth);
+/**
+ * When an item happened, judged by when it arrived (`eventDate` is not signed): later than arrival
+ * + `maxClockSkewSeconds` is clamped to the arrival time (an unsigned date must not push a
+ * first-failure date, and so a hand-over, around); more than `maxEventAgeDays` before arrival is
+ * refused. An eventDate that is not a date is left to the normalizer (which dead-letters it).
+ */
+export function boundEventDate(
+  eventDate: string,
+  receivedAt: Date,
+  bounds: Pick<AdyenProviderConfig, 'maxClockSkewSeconds' | 'maxEventAgeDays'>,
+): { occurredAt?: string; refused?: string } {
+  const at = Date.parse(eventDate);
+  if (Number.isNaN(at)) return {};
+  const now = receivedAt.getTime();
+  const skew = bounds.maxClockSkewSeconds ?? ADYEN_EVENT_DATE_DEFAULTS.maxClockSkewSeconds;
+  const maxAgeDays = bounds.maxEventAgeDays ?? ADYEN_EVENT_DATE_DEFAULTS.maxEventAgeDays;
+  if (at > now + skew * 1000) return { occurredAt: receivedAt.toISOString() };
+  if (at < now - maxAgeDays * 86_400_000) {
+    return { refused: `eventDate ${eventDate} is more than ${maxAgeDays} days before the delivery (Adyen retries for 30 days at most)` };
+  }
+  return { occurredAt: new Date(at).toISOString() };
+}
+
+export function verifyAdyenWebhook(req: InboundRequest, config: AdyenProviderConfig, now: Date): VerifiedDelivery {
+  // Before anything is parsed: the unsigned fields are trusted only from a sender that knows the
+  // webhook's password. Replays of a stored item are harmless: each is deduplicated on its event id.
+  checkBasicAuth(req.headers.authorization, config.basicAuth);
 
   let body: unknown;
   try {
@@ -160,11 +189,13 @@ export function verifyAdyenWebhook(req: InboundRequest, config: AdyenProviderCon
         `notification item ${i} is for merchant account ${item.merchantAccountCode}, this webhook is configured for ${config.merchantAccount}`,
       );
     }
-    const at = Date.parse(item.eventDate);
+    const when = boundEventDate(item.eventDate, now, config);
+    if (when.refused) throw new WebhookRejection(400, `notification item ${i}: ${when.refused}`);
     return {
       providerEventId: adyenEventId(item),
       eventType: item.eventCode,
-      occurredAt: Number.isNaN(at) ? undefined : new Date(at).toISOString(),
+      // The bounded time; normalize.ts takes it over the raw eventDate.
+      occurredAt: when.occurredAt,
       // One stored event per item, with the delivery's `live` flag beside it.
       payload: { live, NotificationRequestItem: rawItems[i].NotificationRequestItem },
     };

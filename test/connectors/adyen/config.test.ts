@@ -5,19 +5,21 @@ import { pspConnectors } from '../../../connectors/registry';
 
 const KEY = 'DFB1EB5485895CFA84146406857104ABB4CBCABDC8AAF103A624C8F6A3EAAB00';
 const parse = (input: unknown) => adyenConnector.configSchema.safeParse(input);
+/** The connector's schema takes any password; the hub's config checks its strength (src/config/secrets.ts). */
+const BASIC = { username: 'adyen', password: 'pw' };
 
 describe('adyen provider config', () => {
   it('is registered under id adyen', () => {
     expect(pspConnectors.get('adyen')).toBe(adyenConnector);
   });
 
-  it('takes one hex key', () => {
-    expect(parse({ hmacKeys: KEY })).toEqual({ success: true, data: { hmacKeys: KEY } });
+  it('takes one hex key with the required Basic auth, and defaults the eventDate bounds', () => {
+    expect(parse({ hmacKeys: KEY, basicAuth: BASIC })).toEqual({ success: true, data: { hmacKeys: KEY, basicAuth: BASIC, maxClockSkewSeconds: 300, maxEventAgeDays: 31 } });
   });
 
   it('takes a list of keys while rotating, Basic auth and the merchant account', () => {
     const r = parse({ hmacKeys: [KEY, KEY.toLowerCase()], basicAuth: { username: 'adyen', password: 'pw' }, merchantAccount: 'AcmeECOM' });
-    expect(r.success && r.data).toEqual({ hmacKeys: [KEY, KEY.toLowerCase()], basicAuth: { username: 'adyen', password: 'pw' }, merchantAccount: 'AcmeECOM' });
+    expect(r.success && r.data).toEqual({ hmacKeys: [KEY, KEY.toLowerCase()], basicAuth: { username: 'adyen', password: 'pw' }, merchantAccount: 'AcmeECOM', maxClockSkewSeconds: 300, maxEventAgeDays: 31 });
   });
 
   it('reads the block as the YAML config writes it', () => {
@@ -34,8 +36,10 @@ describe('adyen provider config', () => {
     ['an empty list of keys', { hmacKeys: [] }, 'hmacKeys', /./],
     ['a bad key inside the list', { hmacKeys: [KEY, 'not-hex'] }, 'hmacKeys.1', /hex/],
     ['Basic auth without a password', { hmacKeys: KEY, basicAuth: { username: 'adyen' } }, 'basicAuth.password', /./],
-    ['an empty merchant account', { hmacKeys: KEY, merchantAccount: '' }, 'merchantAccount', /./],
-    ['a misspelt key', { hmacKeys: KEY, hmacKey: KEY }, '', /hmacKey/],
+    ['no Basic auth (the HMAC does not cover shopperReference, shopperEmail, reason, eventDate)', { hmacKeys: KEY }, 'basicAuth', /^required: .*shopperReference/],
+    ['an empty merchant account', { hmacKeys: KEY, basicAuth: BASIC, merchantAccount: '' }, 'merchantAccount', /./],
+    ['a misspelt key', { hmacKeys: KEY, basicAuth: BASIC, hmacKey: KEY }, '', /hmacKey/],
+    ['an eventDate bound of 0 days', { hmacKeys: KEY, basicAuth: BASIC, maxEventAgeDays: 0 }, 'maxEventAgeDays', /./],
   ])('refuses %s', (_name, input, path, message) => {
     const r = parse(input);
     expect(r.success).toBe(false);

@@ -15,7 +15,7 @@ import { adyenItems, type AdyenItem } from '../../../sim/psp/adyen-events';
 
 const ctx: NormalizeContext<AdyenProviderConfig> = {
   merchantId: 'acme',
-  config: adyenProviderConfigSchema.parse({ hmacKeys: 'DFB1EB5485895CFA84146406857104ABB4CBCABDC8AAF103A624C8F6A3EAAB00' }),
+  config: adyenProviderConfigSchema.parse({ hmacKeys: 'DFB1EB5485895CFA84146406857104ABB4CBCABDC8AAF103A624C8F6A3EAAB00', basicAuth: { username: 'adyen', password: 'pw' } }),
   mapping: loadPspMapping('adyen'),
 };
 

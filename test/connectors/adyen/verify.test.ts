@@ -27,8 +27,9 @@ const vectorItem = (): AdyenItem => ({
   merchantReference: 'reference',
   amount: { currency: 'EUR', value: 1000 },
   eventCode: 'CAPTURE',
-  // The spec's `new Date("01-01-1970").toISOString()` in UTC; eventDate is not signed.
-  eventDate: '1970-01-01T00:00:00.000Z',
+  // The spec has `new Date("01-01-1970")`; eventDate is not signed, and an item that old is refused
+  // since issue 13 (older than maxEventAgeDays at NOW), so here it is a moment before NOW.
+  eventDate: '2024-06-03T07:12:00.000Z',
   paymentMethod: 'VISA',
   reason: 'reason',
   success: 'true',
@@ -38,10 +39,12 @@ const vectorItem = (): AdyenItem => ({
 const OTHER_KEY = '44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056';
 const NOW = new Date('2024-06-03T07:12:05Z');
 
+/** Basic auth is required for Adyen (issue 13); every request below carries it unless a case says otherwise. */
+const BASIC = { username: 'adyen-acme', password: 's3cret-Pa55' };
 const config = (patch: Partial<Record<keyof AdyenProviderConfig, unknown>> = {}): AdyenProviderConfig =>
-  adyenProviderConfigSchema.parse({ hmacKeys: VECTOR_KEY, ...patch });
+  adyenProviderConfigSchema.parse({ hmacKeys: VECTOR_KEY, basicAuth: BASIC, ...patch });
 
-const request = (body: unknown, headers: Record<string, string> = {}): InboundRequest => ({
+const request = (body: unknown, headers: Record<string, string> = { authorization: basicAuthHeader(BASIC.username, BASIC.password) }): InboundRequest => ({
   headers,
   rawBody: Buffer.from(typeof body === 'string' ? body : JSON.stringify(body), 'utf8'),
   contentType: 'application/json',
@@ -101,7 +104,7 @@ describe('the published vector (psp-webhooks.md §3.2)', () => {
       {
         providerEventId: 'pspReference:CAPTURE:true',
         eventType: 'CAPTURE',
-        occurredAt: '1970-01-01T00:00:00.000Z',
+        occurredAt: '2024-06-03T07:12:00.000Z',
         payload: { live: 'false', NotificationRequestItem: vectorItem() },
       },
     ]);
@@ -254,6 +257,7 @@ const cases: Case[] = [
   {
     name: 'Basic auth configured, header missing (even with a valid HMAC)',
     cfg: () => config({ basicAuth: { username: 'adyen-acme', password: 's3cret-Pa55' } }),
+    headers: {},
     body: () => delivery(refused()),
     passes: false,
     status: 401,
@@ -278,10 +282,12 @@ const cases: Case[] = [
     message: /does not match/,
   },
   {
-    name: 'Basic auth not configured: a header sent anyway is not looked at',
-    headers: { authorization: basicAuthHeader('anyone', 'anything') },
-    body: () => delivery(refused()),
-    passes: true,
+    name: 'unsigned fields (shopperReference) changed after signing, sent without the Basic credentials',
+    headers: {},
+    body: () => delivery(tamper(refused(), { additionalData: { ...refused().additionalData, shopperReference: 'someone-else' } })),
+    passes: false,
+    status: 401,
+    message: /^missing HTTP Basic credentials$/,
   },
   // --- merchant account ---------------------------------------------------------------------
   { name: 'merchantAccount configured and matching', cfg: () => config({ merchantAccount: 'AcmeECOM' }), body: () => delivery(refused()), passes: true },

@@ -12,6 +12,7 @@ import { loadAgencyMapping } from '../../../src/mappings/load';
 import { rivertyWords, toTransaction } from '../../../sim/agency-sim/riverty-vocabulary';
 import type { AgencyStatus, AgencyUpdate, ResolutionReason } from '../../../src/domain/types';
 import { CLIENT_SECRET, mapping, partnerConfig } from './helpers';
+import { testSecret } from '../../support/secrets';
 
 describe('riverty partner config', () => {
   it('fills the defaults: token URL under baseUrl, form-body credentials, pull every minute', () => {
@@ -47,12 +48,12 @@ describe('riverty partner config', () => {
     const config = parseConfig(
       `
 hub: { id: collection-hub }
-auth: { merchantTokenSecret: test-merchant-token-secret-0123456789 }
+auth: { merchantTokenSecret: \${HUB_MERCHANT_TOKEN_SECRET} }
 merchants:
   - id: acme
     name: Acme
     country: NL
-    providers: { stripe: { webhookSecret: whsec_x } }
+    providers: { stripe: { webhookSecret: \${ACME_STRIPE_WHSEC} } }
     partner: riverty
     policy: { handoverAfterDays: 0, minAmount: { value: 0, currency: EUR }, stackWindowDays: 45 }
 partners:
@@ -65,7 +66,7 @@ partners:
     audience: https://api.example
     pull: { everySeconds: 30 }
 `,
-      { RIVERTY_CLIENT_ID: 'acme-hub', RIVERTY_CLIENT_SECRET: CLIENT_SECRET },
+      { RIVERTY_CLIENT_ID: 'acme-hub', RIVERTY_CLIENT_SECRET: CLIENT_SECRET, HUB_MERCHANT_TOKEN_SECRET: testSecret('merchantToken'), ACME_STRIPE_WHSEC: testSecret('stripeWebhook') },
     );
     expect(config.partners[0]).toMatchObject({
       id: 'riverty',

@@ -18,6 +18,8 @@ import { createPglite } from '../../../src/store/pglite';
 import { issueMerchantToken } from '../../../src/http/merchant-auth';
 import { createAgencySimulator, type AgencySimulator, type AgencySimulatorOptions } from '../../../sim/agency-sim/simulator';
 import { freePort, SECRETS, testConfigYaml, type Mode } from '../../support/stack';
+import { testSecret } from '../../support/secrets';
+import { basicAuthHeader } from '../../../sim/psp/adyen-events';
 import { createTestDatabase, postgresAvailable, redisAvailable, REDIS_URL, uniquePrefix } from '../../support/services';
 
 export type { Mode };
@@ -34,12 +36,15 @@ export async function modeAvailable(mode: Mode): Promise<boolean> {
 // ---------------------------------------------------------------------------------------------
 // PSPs
 
+/** Drawn fresh per test file (test/support/secrets.ts): the hub refuses weak or published secrets. */
 export const PSP_SECRETS = {
-  adyenHmacKey: '44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056',
-  adyenWrongKey: '00112233445566778899AABBCCDDEEFF00112233445566778899AABBCCDDEEFF',
-  gocardless: 'gc-webhook-secret-test-0123456789',
-  mollieSigning: 'mollie-signing-secret-test-0123456789',
-  wrong: 'whsec_not_the_merchants_secret_0123456789',
+  adyenHmacKey: testSecret('adyenHmac'),
+  adyenWrongKey: testSecret('adyenHmac'),
+  /** Adyen's HTTP Basic credentials (required for Adyen since issue 13). */
+  adyenBasic: { username: 'ws_acme', password: testSecret('basicAuthPassword') },
+  gocardless: testSecret('gocardlessWebhook'),
+  mollieSigning: testSecret('mollieWebhook'),
+  wrong: testSecret('stripeWebhook'),
 };
 
 export interface Signed {
@@ -113,7 +118,7 @@ export const PSP_ROWS: PspRow[] = [
   },
   {
     id: 'adyen',
-    acmeYaml: `      adyen:\n        hmacKeys: "${PSP_SECRETS.adyenHmacKey}"\n`,
+    acmeYaml: `      adyen:\n        hmacKeys: "${PSP_SECRETS.adyenHmacKey}"\n        basicAuth: { username: ${PSP_SECRETS.adyenBasic.username}, password: "${PSP_SECRETS.adyenBasic.password}" }\n`,
     contentType: 'application/json',
     validBody: (tag) =>
       JSON.stringify({
@@ -122,7 +127,11 @@ export const PSP_ROWS: PspRow[] = [
           { NotificationRequestItem: { pspReference: `PSP${tag}`.slice(0, 40), merchantAccountCode: 'AcmeECOM', merchantReference: `ref_${tag}`, amount: { value: 1000, currency: 'EUR' }, eventCode: 'REPORT_AVAILABLE', eventDate: new Date().toISOString(), success: 'true', additionalData: {} } },
         ],
       }),
-    sign: (body, o = {}): Signed => ({ body: adyenSign(body, o.secret === 'none' ? null : o.secret === 'wrong' ? PSP_SECRETS.adyenWrongKey : PSP_SECRETS.adyenHmacKey), headers: {} }),
+    // The Basic credentials are always right: what `secret` varies is the HMAC.
+    sign: (body, o = {}): Signed => ({
+      body: adyenSign(body, o.secret === 'none' ? null : o.secret === 'wrong' ? PSP_SECRETS.adyenWrongKey : PSP_SECRETS.adyenHmacKey),
+      headers: { authorization: basicAuthHeader(PSP_SECRETS.adyenBasic.username, PSP_SECRETS.adyenBasic.password) },
+    }),
   },
   {
     id: 'gocardless',
