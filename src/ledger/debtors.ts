@@ -46,7 +46,7 @@ export async function linkDebtor(
   const current = (await sql.query<{ id: string; debtor_id: string; merchant_ref: string | null; email: string | null; external_ref: string | null; email_norm: string | null }>(
     `SELECT c.id, c.debtor_id, c.merchant_ref, c.email, d.external_ref, d.email_norm
        FROM customers c JOIN debtors d ON d.id = c.debtor_id
-      WHERE c.merchant_id = $1 AND c.provider = $2 AND c.provider_ref = $3 FOR UPDATE OF c`,
+      WHERE c.merchant_id = $1 AND c.provider = $2 AND c.provider_ref = $3 FOR UPDATE OF c, d`,
     [merchantId, provider, c.ref],
   )).rows[0];
   const key = resolveDebtorKey({ merchantRef: c.merchantRef ?? current?.merchant_ref, email: c.email ?? current?.email }, policy);
@@ -77,7 +77,9 @@ export async function linkDebtor(
       [newId('dbt'), merchantId, value, now],
     )).rows[0].id;
   }
-  await sql.query(`SELECT id FROM debtors WHERE id = $1 FOR UPDATE`, [debtorId]);
+  // The current debtor was locked with the customer; any other one is locked now (one round trip
+  // saved on every event of a known customer, the pipeline's common case; BENCHMARKS.md).
+  if (debtorId !== current?.debtor_id) await sql.query(`SELECT id FROM debtors WHERE id = $1 FOR UPDATE`, [debtorId]);
 
   const movedFrom = current && current.debtor_id !== debtorId ? current.debtor_id : null;
   if (current && movedFrom) {

@@ -37,16 +37,16 @@ export async function runHandoverCheck(ctx: HubContext, row: OutboxRow): Promise
  * first, so checks for one customer run one at a time whichever stage runs them.
  */
 export async function checkHandover(ctx: HubContext, sql: Sql, outbox: OutboxWriter, customerId: string, now: Date): Promise<string[]> {
+  // Cases, stacking and minAmount are per debtor: the same person's customers at every PSP
+  // (issue 12, hole 3; src/ledger/debtor-key.ts). The customer and its debtor are locked in one
+  // statement (the ledger's order: customer, then debtor), so two checks for one debtor never open
+  // two cases, whichever PSP ran them.
   const cust = await sql.query<{ id: string; merchant_id: string; country: string | null; type: 'consumer' | 'business'; debtor_id: string }>(
-    `SELECT id, merchant_id, country, type, debtor_id FROM customers WHERE id = $1 FOR UPDATE`,
+    `SELECT c.id, c.merchant_id, c.country, c.type, c.debtor_id FROM customers c JOIN debtors d ON d.id = c.debtor_id WHERE c.id = $1 FOR UPDATE OF c, d`,
     [customerId],
   );
   if (!cust.rows[0]) throw new Permanent(`customer ${customerId} not found`);
-  // Cases, stacking and minAmount are per debtor: the same person's customers at every PSP
-  // (issue 12, hole 3; src/ledger/debtor-key.ts). Its row is locked after the customer's (the
-  // ledger's order), so two checks for one debtor never open two cases, whichever PSP ran them.
   const debtorId = cust.rows[0].debtor_id;
-  await sql.query(`SELECT id FROM debtors WHERE id = $1 FOR UPDATE`, [debtorId]);
   const merchant = ctx.merchants.get(cust.rows[0].merchant_id);
   if (!merchant) throw new Permanent(`merchant ${cust.rows[0].merchant_id} is not configured`);
   const partnerId = merchant.partner;
