@@ -1,7 +1,8 @@
 /**
- * Runs the hand-over policy for one customer when one of its invoices becomes due: opens a
- * case at the merchant's partner, stacks due invoices onto the open case, or waits. The
- * customer row is locked, so two checks for one customer can never open two cases.
+ * Runs the hand-over policy for one debtor (the same person's customers at every PSP; issue 12,
+ * hole 3) when one of its invoices becomes due: opens a case at the merchant's partner, stacks due
+ * invoices onto the open case, or waits. The customer and debtor rows are locked, so two checks
+ * for one debtor can never open two cases.
  */
 import type { HubContext, OutboxWriter } from '../context';
 import type { Sql } from '../store/db';
@@ -33,8 +34,8 @@ export async function runHandoverCheck(ctx: HubContext, row: OutboxRow): Promise
 /**
  * The check itself, inside the caller's transaction: the handover_check stage above, and
  * process_event when the invoice it just marked is already due (src/pipeline/process-event.ts),
- * which saves a row, its commits and a trip through the queue. The customer row is locked
- * first, so checks for one customer run one at a time whichever stage runs them.
+ * which saves a row, its commits and a trip through the queue. The customer and its debtor are
+ * locked first, so checks for one debtor run one at a time whichever stage and PSP runs them.
  */
 export async function checkHandover(ctx: HubContext, sql: Sql, outbox: OutboxWriter, customerId: string, now: Date): Promise<string[]> {
   // Cases, stacking and minAmount are per debtor: the same person's customers at every PSP
