@@ -34,15 +34,16 @@ export const policySchema = z.object({
   /**
    * An invoice under a letter rule without letter evidence: `wait` (default) keeps it waiting
    * ("waiting for letter evidence"); `hand_over_without_costs` hands it over with no statutory
-   * costs and says why (for a merchant whose agency sends the letter itself).
+   * costs and says why (for a merchant whose agency sends the letter itself). Absent = `wait`
+   * (optional rather than defaulted, so a Policy written out in code needs no key).
    */
-  withoutLetterEvidence: z.enum(['wait', 'hand_over_without_costs']).default('wait'),
-  /** The merchant cannot deduct VAT: statutory costs are charged plus VAT where the rule allows (WIK: Stb. 2012/141 art. 2 lid 3). */
-  costsIncludeVat: z.boolean().default(false),
+  withoutLetterEvidence: z.enum(['wait', 'hand_over_without_costs']).optional(),
+  /** The merchant cannot deduct VAT: statutory costs are charged plus VAT where the rule allows (WIK: Stb. 2012/141 art. 2 lid 3). Absent = false. */
+  costsIncludeVat: z.boolean().optional(),
   /** Replaced by `dunningLetterAfterDays` (which has no default): refused, so no config keeps assuming a letter. */
   noticeAfterDays: z
     .unknown()
-    .refine((v) => v === undefined, { error: 'noticeAfterDays was replaced by dunningLetterAfterDays: set it only when your dunning sends the 14-day letter on that day after the first failure (README "Country rules")' })
+    .refine((v): boolean => v === undefined, { error: 'noticeAfterDays was replaced by dunningLetterAfterDays: set it only when your dunning sends the 14-day letter on that day after the first failure (README "Country rules")' })
     .optional(),
   /**
    * How one person's customers at several PSPs become one debtor (src/ledger/debtor-key.ts,

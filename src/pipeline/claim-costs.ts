@@ -60,7 +60,7 @@ export async function priceClaims(
     const priced = costsForClaims(
       rule,
       claims.map((c) => ({ key: c.invoiceId, principal: c.principal, evidence: invoiceLetterEvidence(input.invoiceOf(c.invoiceId), input.policy) })),
-      { currency: input.currency, includeVat: input.policy.costsIncludeVat, earlierSmall: earlier },
+      { currency: input.currency, includeVat: input.policy.costsIncludeVat ?? false, earlierSmall: earlier },
     );
     for (const [k, v] of priced) out.set(k, v);
     if (cap) {

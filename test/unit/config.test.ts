@@ -73,7 +73,7 @@ describe('parseConfig on the example file', () => {
     delete doc.merchants[0].policy;
     const c = parseConfig(YAML.stringify(doc), ENV);
     expect(c.delivery).toMatchObject({ maxAttempts: 12, baseDelayMs: 2000 });
-    expect(c.merchants[0].policy).toEqual({ handoverAfterDays: 14, minAmount: { value: 0, currency: 'EUR' }, stackWindowDays: 45, defaultDebtorType: 'consumer', countryRules: true, withoutLetterEvidence: 'wait', costsIncludeVat: false });
+    expect(c.merchants[0].policy).toEqual({ handoverAfterDays: 14, minAmount: { value: 0, currency: 'EUR' }, stackWindowDays: 45, defaultDebtorType: 'consumer', countryRules: true });
   });
 });
 
@@ -135,7 +135,7 @@ describe('the optional blocks documented in the example (commented out there)', 
 
   it('the policy keys it lists are the ones parsed', () => {
     expect(parseConfig(EXAMPLE_FILE, ENV).merchants[0].policy).toEqual({
-      handoverAfterDays: 14, minAmount: { value: 500, currency: 'EUR' }, stackWindowDays: 45, defaultDebtorType: 'consumer', countryRules: true, withoutLetterEvidence: 'wait', costsIncludeVat: false,
+      handoverAfterDays: 14, minAmount: { value: 500, currency: 'EUR' }, stackWindowDays: 45, defaultDebtorType: 'consumer', countryRules: true,
     });
   });
 });

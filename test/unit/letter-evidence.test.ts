@@ -98,7 +98,9 @@ describe('the policy keys', () => {
     const r = policySchema.safeParse({ noticeAfterDays: 0 });
     expect(r.success).toBe(false);
     expect(r.error!.issues[0].message).toMatch(/replaced by dunningLetterAfterDays/);
-    expect(policySchema.parse({})).toMatchObject({ withoutLetterEvidence: 'wait', costsIncludeVat: false });
-    expect(policySchema.parse({}).dunningLetterAfterDays).toBeUndefined();
+    const p = policySchema.parse({});
+    // Absent: no letter is assumed, an invoice without evidence waits, no VAT on costs.
+    expect([p.dunningLetterAfterDays, p.withoutLetterEvidence, p.costsIncludeVat]).toEqual([undefined, undefined, undefined]);
+    expect(noticeGate(nl, null, p)).toEqual({ kind: 'awaiting_letter' });
   });
 });
