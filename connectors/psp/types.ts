@@ -58,6 +58,11 @@ export interface NormalizeContext<Cfg> {
    * (`policy.debtorIdentity.metadataKeys`); absent: the defaults of ./merchant-ref.ts.
    */
   merchantRefKeys?: readonly string[];
+  /**
+   * Which try of this event this is (1 = first; the outbox row's attempt). A connector whose API
+   * lookups have a retry budget goes on without a lookup it could not make once it is spent.
+   */
+  attempt?: number;
 }
 
 export interface PspConnector<Cfg = unknown> {

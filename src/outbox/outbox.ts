@@ -26,6 +26,8 @@ export const OUTBOX_KINDS = [
   'agency.resume',
   'merchant.webhook',
   'psp.writeback',
+  // A failure that went on without its enrichment lookup: look again until the PSP answers (src/pipeline/re-enrich.ts).
+  'enrich_event',
 ] as const;
 export type OutboxKind = (typeof OUTBOX_KINDS)[number];
 

@@ -28,6 +28,7 @@ import { DeliveryError } from '../../connectors/agency/types';
 import { DatabaseUnavailable, isConnectionError } from '../store/db';
 import { Defer, Permanent } from '../pipeline/errors';
 import { processEvent } from '../pipeline/process-event';
+import { reEnrichEvent } from '../pipeline/re-enrich';
 import { runHandoverCheck } from '../pipeline/handover-check';
 import { applyPartnerUpdate } from '../sync/partner-updates';
 import { deliverAddClaim, deliverCreateCase, deliverReportPayment, deliverWithdraw } from '../delivery/agency-delivery';
@@ -50,6 +51,7 @@ const STAGES: Record<OutboxKind, Stage> = {
   'agency.resume': deliverResume,
   'merchant.webhook': deliverMerchantWebhook,
   'psp.writeback': writeBackToStripe,
+  enrich_event: reEnrichEvent,
 };
 
 const partnerOfLane = (lane: string | undefined): string | null => (lane?.startsWith('partner.') ? lane.slice('partner.'.length) : null);

@@ -47,7 +47,8 @@ export async function processEvent(ctx: HubContext, row: OutboxRow): Promise<voi
       occurredAt: stored.occurred_at ? new Date(stored.occurred_at).toISOString() : undefined,
       payload: stored.payload,
     },
-    { merchantId: merchant.id, config: providerConfig, mapping, merchantRefKeys: merchant.policy.debtorIdentity?.metadataKeys },
+    // attempt: a connector whose lookups have a retry budget goes on without them once it is spent.
+    { merchantId: merchant.id, config: providerConfig, mapping, merchantRefKeys: merchant.policy.debtorIdentity?.metadataKeys, attempt: row.attempts },
   );
   // The tenant and dedup key come from the stored row, never from the payload.
   event.merchantId = merchant.id;
@@ -88,6 +89,15 @@ export async function processEvent(ctx: HubContext, row: OutboxRow): Promise<voi
       },
     };
     const res = await applyPaymentEvent(sql, writer, merchant, event, now);
+    if (event.detail?.failureLookupPending && event.failure) {
+      // The lookup's budget was spent (the PSP's API unreachable): the event went on with the reason
+      // it had; a re-lookup fills it in once the API answers (src/pipeline/re-enrich.ts).
+      await outbox.add({
+        kind: 'enrich_event', lane: 'hub', payload: { inboundEventId: stored.id, wentOnWith: event.failure.code },
+        idempotencyKey: `enrich-${stored.id}`, merchantId: merchant.id, customerId: res.customerId, invoiceId: res.invoiceId,
+        dueAt: new Date(now.getTime() + ctx.config.delivery.baseDelayMs),
+      });
+    }
     const handover: string[] = [];
     for (const customerId of checkNow) handover.push(...(await checkHandover(ctx, sql, outbox, customerId, now)));
     await sql.query(`UPDATE inbound_events SET status = $2, kind = $3, processed_at = $4, error = NULL WHERE id = $1`, [

@@ -28,6 +28,7 @@ import {
   lookupPaymentMethod,
   redact,
   stripeClientFor,
+  StripeLookupRetryable,
   type StripeLookupApi,
 } from './lookup';
 import { normalizeStripeEvent, paymentInvoiceToLookUp, STRIPE_PROVIDER } from './normalize';
@@ -53,13 +54,31 @@ export const stripeConnector: PspConnector<StripeProviderConfig> = {
 export function normalizeWithLookups(raw: RawInboundEvent, ctx: Ctx, api?: StripeLookupApi): PaymentEvent | Promise<PaymentEvent> {
   const event = normalizeStripeEvent(raw, ctx);
   if (!ctx.config.apiKey) return event;
-  if (needsFailureLookup(raw, event, ctx)) return withFailureLookup(raw, ctx, event, api ?? stripeClientFor(ctx.config));
-  if (needsInvoiceLookup(raw, event)) return withDisputeInvoiceLookup(raw, ctx, event, api ?? stripeClientFor(ctx.config));
+  if (needsFailureLookup(raw, event, ctx)) return withinBudget(ctx, event, 'failureLookup', () => withFailureLookup(raw, ctx, event, api ?? stripeClientFor(ctx.config)));
+  if (needsInvoiceLookup(raw, event)) return withinBudget(ctx, event, 'invoiceLookup', () => withDisputeInvoiceLookup(raw, ctx, event, api ?? stripeClientFor(ctx.config)));
   const paymentIntent = paymentInvoiceToAsk(raw, event);
-  if (paymentIntent) return withPaymentInvoiceLookup(raw, ctx, event, paymentIntent, api ?? stripeClientFor(ctx.config));
+  if (paymentIntent) return withinBudget(ctx, event, 'invoiceLookup', () => withPaymentInvoiceLookup(raw, ctx, event, paymentIntent, api ?? stripeClientFor(ctx.config)));
   const paymentMethod = mandatePaymentMethodToFetch(raw);
-  if (paymentMethod) return withMandateCustomerLookup(raw, ctx, event, paymentMethod, api ?? stripeClientFor(ctx.config));
+  if (paymentMethod) return withinBudget(ctx, event, 'customerLookup', () => withMandateCustomerLookup(raw, ctx, event, paymentMethod, api ?? stripeClientFor(ctx.config)));
   return event;
+}
+
+/**
+ * The lookup's retry budget (`lookupAttempts`, issue 12 hole 9): a retryable failure (Stripe
+ * unreachable, 5xx, 429) throws so the outbox tries the event again — until the last budgeted try,
+ * which goes on with the event as the webhook carried it (the normalizer's own reason, `unknown`
+ * when it had no code) and says so in `detail.<what>Pending`. The pipeline then owes a re-lookup
+ * that fills the reason in once Stripe answers (src/pipeline/re-enrich.ts). A final failure is
+ * never held back from its case by an API we cannot reach.
+ */
+async function withinBudget(ctx: Ctx, event: PaymentEvent, what: 'failureLookup' | 'invoiceLookup' | 'customerLookup', lookup: () => Promise<PaymentEvent>): Promise<PaymentEvent> {
+  try {
+    return await lookup();
+  } catch (err) {
+    const budget = ctx.config.lookupAttempts ?? 3;
+    if (!(err instanceof StripeLookupRetryable) || (ctx.attempt ?? 1) < budget) throw err;
+    return withDetail(event, { [`${what}Error`]: `${err.message} (gave up after ${budget} tries; the event went on without it)`, [`${what}Pending`]: true });
+  }
 }
 
 /** A failed or refunded basil PaymentIntent/Charge: the PaymentIntent whose invoice payments tell. */

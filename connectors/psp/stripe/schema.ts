@@ -26,6 +26,13 @@ export const stripeProviderConfigSchema = z
      * in node_modules/stripe/cjs/Webhooks.js), which we never want.
      */
     toleranceSeconds: z.number().int().positive().default(300),
+    /**
+     * Tries of an enrichment lookup (the decline code behind a payment_intent, lookup.ts) before the
+     * event goes on without it: with the reason it has (or `unknown`), and a re-lookup later fills
+     * the reason in (src/pipeline/re-enrich.ts). Small, so an unreachable Stripe API never holds a
+     * final failure back from its case (issue 12, hole 9). Default 3 (index.ts).
+     */
+    lookupAttempts: z.number().int().min(1).max(20).optional(),
   })
   // A typo such as `apiBse` must stop start-up rather than silently send lookups to api.stripe.com.
   .strict();
