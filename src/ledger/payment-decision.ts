@@ -67,6 +67,8 @@ export interface PaymentState {
   echo: EchoFacts | null;
   /** The merchant's hand-over policy (a final failure's hand-over date). */
   policy?: Pick<Policy, 'handoverAfterDays'>;
+  /** A chargeback: the invoice was already disputed by this PSP (its status, or a `disputed` row on its timeline). */
+  disputedBefore?: boolean;
 }
 
 /** The failure facts a failure event writes (columns failure_*, payment_method). */
@@ -93,6 +95,8 @@ export interface PaymentDecision {
   refreshCaseId: string | null;
   /** One line for the log and the event's sync-log row. */
   note: string;
+  /** The customer's last failure should be this event's (a chargeback on an invoice not in a case). */
+  customerFailure?: boolean;
 }
 
 /** Invoice statuses in which the hub may still hand the invoice over. */
@@ -126,6 +130,7 @@ const nothing = (note: string): PaymentDecision => ({ invoicePatch: {}, claimPat
 export function decidePaymentEvent(state: PaymentState, ev: PaymentEvent): PaymentDecision {
   if (ev.kind === 'payment_succeeded') return decidePayment(state, ev);
   if ((ev.kind === 'payment_failed' && ev.failure) || ev.kind === 'invoice_uncollectible') return decideFailure(state, ev);
+  if (ev.kind === 'invoice_voided' || ev.kind === 'chargeback' || ev.kind === 'refund') return decideReversal(state, ev);
   throw new Error(`decidePaymentEvent: ${ev.kind}${ev.kind === 'payment_failed' ? ' without failure facts' : ''} is decided in applyPaymentEvent`);
 }
 
@@ -282,5 +287,79 @@ function decidePayment({ invoice, liveClaim, echo }: PaymentState, ev: PaymentEv
     d.history.push(owed.history);
     d.note += `; ${owed.summary.replace(' owed back', ' is owed back')}`;
   }
+  return d;
+}
+
+const TERMINAL = ['paid', 'withdrawn', 'uncollectible', 'closed'];
+
+/**
+ * A voided invoice, a chargeback or a refund: not collectible. A voided, disputed or refunded
+ * invoice is never handed over, and is taken back from a live claim (`agency.withdraw`). A dispute's
+ * later events, a dispute the merchant won and a partial refund are timeline entries only.
+ */
+function decideReversal({ invoice, liveClaim, disputedBefore }: PaymentState, ev: PaymentEvent): PaymentDecision {
+  const at = ev.occurredAt;
+  const d = nothing('');
+  if (isNewerEvent(invoice, at)) d.invoicePatch.lastEventAt = new Date(at).toISOString();
+  const [status, resolution, withdrawReason] =
+    ev.kind === 'invoice_voided' ? ['voided', 'credit_note', 'credit_note'] : ev.kind === 'chargeback' ? ['disputed', null, 'chargeback'] : ['closed', 'credit_note', 'refund'];
+  const timelineOnly = (entry: string, note: string, extra: Record<string, unknown> = {}): PaymentDecision => {
+    d.history.push({
+      merchantId: ev.merchantId, entity: 'invoice', entityId: invoice.id, status: entry, reason: ev.failure?.reason ?? null, source: ev.provider, occurredAt: at,
+      detail: { event: ev.providerEventType, eventId: ev.providerEventId, ...ev.detail, ...extra },
+    });
+    d.note = note;
+    return d;
+  };
+  const statusEntry = (st: string, res: string | null): HistoryEntry => ({
+    merchantId: ev.merchantId, entity: 'invoice', entityId: invoice.id, status: st, reason: res, source: ev.provider, occurredAt: at,
+    detail: { event: ev.providerEventType, eventId: ev.providerEventId, ...ev.detail },
+  });
+  const disputeStatus = typeof ev.detail?.disputeStatus === 'string' ? ev.detail.disputeStatus : undefined;
+  const entry = ev.kind === 'chargeback' && disputeStatus ? `dispute_${disputeStatus}` : ev.kind;
+  if (ev.kind === 'chargeback') {
+    // A dispute's later events (updated, closed, funds withdrawn/reinstated) on an invoice the first
+    // one already made disputed — its claim, if any, was withdrawn then — and a dispute the merchant
+    // won (the money stayed with the merchant) change nothing but the timeline. (An invoice the
+    // agency reported disputed still has a live claim: not this case.)
+    if ((!liveClaim && disputedBefore) || disputeStatus === 'won') {
+      return timelineOnly(entry, `chargeback${disputeStatus ? ` (${disputeStatus})` : ''}: kept on the timeline (invoice is ${invoice.status})`);
+    }
+  }
+  if (ev.kind === 'refund') {
+    // `payment.amount` of a refund is what has been refunded on the payment so far. Less than the
+    // invoice's total is a partial refund: the rest is still owed, so nothing is withdrawn or closed.
+    // Without an amount: a full refund.
+    const refunded = ev.payment?.amount;
+    const total = Math.max(invoice.amountDue, invoice.amountPaid);
+    if (refunded && refunded.currency === invoice.currency && refunded.value < total) {
+      return timelineOnly('refund_partial', `partial refund (${refunded.value} of ${total} ${invoice.currency}): kept on the timeline`, { amountRefunded: refunded });
+    }
+  }
+  if (liveClaim) {
+    d.claimPatch = { id: liveClaim.id, status: 'withdrawn', resolution: 'withdrawn_by_merchant' };
+    d.history.push({ merchantId: invoice.merchantId, entity: 'claim', entityId: liveClaim.id, status: 'withdrawn', reason: withdrawReason, source: ev.provider, occurredAt: at });
+    d.outbox.push({
+      kind: 'agency.withdraw', lane: partnerLane(liveClaim.partnerId), payload: { caseId: liveClaim.caseId, claimId: liveClaim.id, reason: withdrawReason },
+      idempotencyKey: `withdraw-${liveClaim.id}`, merchantId: invoice.merchantId, invoiceId: invoice.id, caseId: liveClaim.caseId,
+    });
+    d.refreshCaseId = liveClaim.caseId;
+    const st = ev.kind === 'invoice_voided' ? 'withdrawn' : status;
+    const res = resolution ?? 'withdrawn_by_merchant';
+    Object.assign(d.invoicePatch, { status: st, resolution: res, resolvedBy: ev.provider });
+    d.history.push(statusEntry(st, res));
+    d.note = `${ev.kind}: withdrawn from case ${liveClaim.caseId}`;
+    return d;
+  }
+  if (ev.kind === 'chargeback') d.customerFailure = true;
+  // Paid invoices (through the PSP, or to the merchant after hand-over) are what refunds and
+  // disputes take money back from; a full refund of a paid invoice closes it (credit note).
+  const paidStatuses = ev.kind === 'refund' ? ['recovered', 'settled', 'paid'] : ['recovered', 'settled'];
+  if (TERMINAL.includes(invoice.status) && !paidStatuses.includes(invoice.status)) {
+    return timelineOnly(entry, `${ev.kind} recorded (invoice already ${invoice.status})`);
+  }
+  Object.assign(d.invoicePatch, { status, resolution, resolvedBy: ev.provider });
+  d.history.push(statusEntry(status, resolution));
+  d.note = `${ev.kind}: invoice ${status}, not handed over`;
   return d;
 }

@@ -11,7 +11,6 @@
  * on the invoice's timeline as `psp_writeback_echo` (see writeBackEcho).
  */
 import type { PaymentEvent } from '../domain/types';
-import { TERMINAL_STATUSES } from '../domain/types';
 import type { Sql } from '../store/db';
 import type { OutboxWriter, MerchantSettings } from '../context';
 import { newId } from '../domain/ids';
@@ -31,8 +30,6 @@ export interface LedgerResult {
   /** One line for the log and the event's row. */
   note: string;
 }
-
-const isLive = (status: string) => !TERMINAL_STATUSES.includes(status as never);
 
 export async function upsertCustomer(sql: Sql, merchant: MerchantSettings, ev: PaymentEvent, now: Date): Promise<CustomerRow | null> {
   const c = ev.customer;
@@ -119,37 +116,6 @@ async function insertInvoice(sql: Sql, ev: PaymentEvent, customerId: string, sta
     ev.merchantId, ev.provider, inv.ref,
   ]);
   return again.rows[0];
-}
-
-async function liveClaimOf(sql: Sql, invoiceId: string): Promise<ClaimRow | null> {
-  const r = await sql.query<ClaimRow>(
-    `SELECT * FROM claims WHERE invoice_id = $1 AND status NOT IN ('withdrawn','closed','paid','uncollectible') ORDER BY created_at DESC LIMIT 1`,
-    [invoiceId],
-  );
-  return r.rows[0] ?? null;
-}
-
-async function setInvoiceStatus(
-  sql: Sql,
-  inv: InvoiceRow,
-  status: string,
-  resolution: string | null,
-  resolvedBy: string | null,
-  ev: PaymentEvent,
-  now: Date,
-  detail?: Record<string, unknown>,
-): Promise<void> {
-  await sql.query(`UPDATE invoices SET status = $2, resolution = $3, resolved_by = $4, updated_at = $5 WHERE id = $1`, [
-    inv.id, status, resolution, resolvedBy, now,
-  ]);
-  await addHistory(
-    sql,
-    {
-      merchantId: inv.merchant_id, entity: 'invoice', entityId: inv.id, status, reason: resolution, source: ev.provider, occurredAt: ev.occurredAt,
-      detail: { event: ev.providerEventType, eventId: ev.providerEventId, ...detail },
-    },
-    now,
-  );
 }
 
 /** Take an invoice back from its partner: one claim withdrawn, the call owed through the outbox. */
@@ -253,11 +219,6 @@ export async function writeDecision(sql: Sql, outbox: OutboxWriter, invoiceId: s
   if (d.refreshCaseId) await refreshCaseStatus(sql, d.refreshCaseId, now, source);
 }
 
-async function partnerOfCase(sql: Sql, caseId: string): Promise<string> {
-  const r = await sql.query<{ partner_id: string }>(`SELECT partner_id FROM cases WHERE id = $1`, [caseId]);
-  return r.rows[0].partner_id;
-}
-
 export async function applyPaymentEvent(
   sql: Sql,
   outbox: OutboxWriter,
@@ -270,11 +231,6 @@ export async function applyPaymentEvent(
   if (customer) await sql.query(`SELECT id FROM customers WHERE id = $1 FOR UPDATE`, [customer.id]);
   const link: LinkOutcome = {};
   let invoice = await findInvoice(sql, ev, link);
-  const occurred = new Date(ev.occurredAt);
-  const newer = (inv: InvoiceRow) => !inv.last_event_at || occurred.getTime() >= new Date(inv.last_event_at).getTime();
-  const touch = async (inv: InvoiceRow) => {
-    if (newer(inv)) await sql.query(`UPDATE invoices SET last_event_at = $2 WHERE id = $1`, [inv.id, occurred]);
-  };
   const result = (note: string): LedgerResult => ({ customerId: customer?.id ?? invoice?.customer_id ?? null, invoiceId: invoice?.id ?? null, note: withLinkNote(note, link) });
 
   switch (ev.kind) {
@@ -318,7 +274,7 @@ export async function applyPaymentEvent(
         if (!customer) return result('payment without a customer: nothing to apply');
         invoice = await insertInvoice(sql, ev, customer.id, 'settled', now);
         const paid = ev.payment?.amount?.value ?? ev.invoice!.amountDue.value;
-        await sql.query(`UPDATE invoices SET amount_paid = $2, last_event_at = $3 WHERE id = $1`, [invoice.id, paid, occurred]);
+        await sql.query(`UPDATE invoices SET amount_paid = $2, last_event_at = $3 WHERE id = $1`, [invoice.id, paid, new Date(ev.occurredAt)]);
         await rememberPaymentRefs(sql, ev, invoice.id);
         return result('paid without a known failure: recorded as settled');
       }
@@ -344,64 +300,17 @@ export async function applyPaymentEvent(
         return result(`${ev.kind} for a payment the hub has no invoice for: kept on the customer timeline`);
       }
       await rememberPaymentRefs(sql, ev, invoice.id);
-      // Not collectible: a voided, disputed or refunded invoice never goes to (or is taken back from) the agency.
-      const [status, resolution, withdrawReason] =
-        ev.kind === 'invoice_voided' ? ['voided', 'credit_note', 'credit_note'] : ev.kind === 'chargeback' ? ['disputed', null, 'chargeback'] : ['closed', 'credit_note', 'refund'];
-      const claim = await liveClaimOf(sql, invoice.id);
-      const timelineOnly = async (entry: string, note: string, extra: Record<string, unknown> = {}) => {
-        await addHistory(
-          sql,
-          { merchantId: ev.merchantId, entity: 'invoice', entityId: invoice!.id, status: entry, reason: ev.failure?.reason ?? null, source: ev.provider, occurredAt: ev.occurredAt, detail: { event: ev.providerEventType, eventId: ev.providerEventId, ...ev.detail, ...extra } },
-          now,
-        );
-        await touch(invoice!);
-        return result(note);
-      };
-      const disputeStatus = typeof ev.detail?.disputeStatus === 'string' ? ev.detail.disputeStatus : undefined;
-      const entry = ev.kind === 'chargeback' && disputeStatus ? `dispute_${disputeStatus}` : ev.kind;
-      if (ev.kind === 'chargeback') {
-        // A dispute's later events (updated, closed, funds withdrawn/reinstated) on an invoice the
-        // first one already made disputed — its claim, if any, was withdrawn then: a timeline entry
-        // only, so the status, resolution and the withdrawal stay as they are. "Already disputed":
-        // its status, or a `disputed` entry on its timeline (the agency's confirmation of the
-        // withdrawal turns the status into `withdrawn`). A dispute the merchant won
-        // (detail.disputeStatus 'won': the merchant kept the money) changes nothing either.
-        // (An invoice the agency reported disputed still has a live claim: not this case.)
-        const disputedBefore =
-          !claim &&
-          (invoice.status === 'disputed' ||
-            (await sql.query(`SELECT 1 FROM status_history WHERE entity = 'invoice' AND entity_id = $1 AND status = 'disputed' AND source = $2 LIMIT 1`, [invoice.id, ev.provider])).rows.length > 0);
-        if (disputedBefore || disputeStatus === 'won') {
-          return timelineOnly(entry, `chargeback${disputeStatus ? ` (${disputeStatus})` : ''}: kept on the timeline (invoice is ${invoice.status})`);
-        }
-      }
-      if (ev.kind === 'refund') {
-        // `payment.amount` of a refund is what has been refunded on the payment so far. Less than
-        // the invoice's total is a partial refund: the rest is still owed, so nothing is withdrawn
-        // or closed — the amount is recorded on the timeline. Without an amount: a full refund.
-        const refunded = ev.payment?.amount;
-        const total = Math.max(Number(invoice.amount_due), Number(invoice.amount_paid));
-        if (refunded && refunded.currency === invoice.currency && refunded.value < total) {
-          return timelineOnly('refund_partial', `partial refund (${refunded.value} of ${total} ${invoice.currency}): kept on the timeline`, { amountRefunded: refunded });
-        }
-      }
-      if (claim) {
-        const partnerId = await partnerOfCase(sql, claim.case_id);
-        await withdrawClaim(sql, outbox, claim, partnerId, withdrawReason, ev.provider, now, ev.occurredAt);
-        await setInvoiceStatus(sql, invoice, ev.kind === 'invoice_voided' ? 'withdrawn' : status, resolution ?? 'withdrawn_by_merchant', ev.provider, ev, now, ev.detail);
-        await touch(invoice);
-        return result(`${ev.kind}: withdrawn from case ${claim.case_id}`);
-      }
-      if (ev.kind === 'chargeback' && customer) await noteCustomerFailure(sql, customer.id, ev, now);
-      // Paid invoices (through the PSP, or to the merchant after hand-over) are what refunds and
-      // disputes take money back from; a full refund of a paid invoice closes it (credit note).
-      const paidStatuses = ev.kind === 'refund' ? ['recovered', 'settled', 'paid'] : ['recovered', 'settled'];
-      if (!isLive(invoice.status) && !paidStatuses.includes(invoice.status)) {
-        return timelineOnly(entry, `${ev.kind} recorded (invoice already ${invoice.status})`);
-      }
-      await setInvoiceStatus(sql, invoice, status, resolution, ev.provider, ev, now, ev.detail);
-      await touch(invoice);
-      return result(`${ev.kind}: invoice ${status}, not handed over`);
+      // Not collectible: decided by src/ledger/payment-decision.ts (decideReversal); the edge loads
+      // the live claim and, for a chargeback, whether this PSP disputed the invoice before.
+      const claim = await liveClaimWithPartner(sql, invoice.id);
+      const disputedBefore =
+        ev.kind === 'chargeback' && !claim &&
+        (invoice.status === 'disputed' ||
+          (await sql.query(`SELECT 1 FROM status_history WHERE entity = 'invoice' AND entity_id = $1 AND status = 'disputed' AND source = $2 LIMIT 1`, [invoice.id, ev.provider])).rows.length > 0);
+      const decision = decidePaymentEvent({ invoice: invoiceStateOf(invoice), liveClaim: claim, echo: null, disputedBefore }, ev);
+      await writeDecision(sql, outbox, invoice.id, decision, now, ev.provider);
+      if (decision.customerFailure && customer) await noteCustomerFailure(sql, customer.id, ev, now);
+      return result(decision.note);
     }
 
     case 'mandate_revoked':
