@@ -103,3 +103,31 @@ describe('NL consumer: letter evidence, 14-day letter gate and WIK costs per cla
     expect(stack.sim.case(sent.case.partnerRef).collectionCosts).toMatchObject({ value: 7500, basis: expect.stringContaining('WIK') });
   }, 90_000);
 });
+
+describe('NL consumer without letter evidence, merchant hands over without costs (embedded mode)', () => {
+  let stack: Stack;
+  const T0 = Date.parse('2026-01-02T15:00:00Z');
+  const clock = new ManualClock(T0);
+  beforeAll(async () => {
+    stack = await startStack({ mode: 'embedded', countryRules: true, clock, sim: { stepMs: 60_000 }, policy: { globex: { withoutLetterEvidence: 'hand_over_without_costs' } } });
+  }, 30_000);
+  afterAll(() => stack?.stop());
+
+  it('goes at once, with no statutory costs and the reason, told to the agency and shown to the merchant', async () => {
+    const created = Math.floor(T0 / 1000);
+    const f = { invoice: 'in_nocost1', customer: 'cus_nocost1', amount: 50000, created, nextPaymentAttempt: null, failureCode: 'insufficient_funds', country: 'NL' };
+    expect((await stack.sendStripe('globex', stripeEvents.paymentFailed(f), { timestamp: created })).status).toBe(200);
+    const inv = await waitFor(async () => {
+      await stack.hub.reconcileNow();
+      const r = await stack.get('/v1/invoices/in_nocost1', 'globex');
+      return r.body?.case?.partnerRef ? r.body : null;
+    }, 15_000, 200, 'the case at the agency');
+    const why = { value: 0, currency: 'EUR', basis: 'no costs: no evidence of a compliant 14-day letter (veertiendagenbrief, art. 6:96 lid 6 BW)' };
+    const atAgency = stack.sim.case(inv.case.partnerRef);
+    expect(atAgency.collectionCosts).toEqual(why);
+    expect(atAgency.claims[0].collectionCosts).toEqual(why);
+    const view = (await stack.get(`/v1/cases/${inv.case.id}`, 'globex')).body;
+    expect(view.collectionCosts).toEqual(why);
+    expect(view.claims[0].collectionCosts).toEqual(why);
+  }, 60_000);
+});
