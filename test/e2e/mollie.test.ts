@@ -116,8 +116,12 @@ describe.each<Mode>(['embedded', 'services'])('Mollie → agency (%s mode)', (mo
     expect(after.body).toMatchObject({ status: 'submitted', case: { id: inv.case.id }, failure: { count: 1 } });
     expect(stack.sim.case(inv.case.partnerRef).claims).toHaveLength(1);
     expect(casesPosted()).toBe(before + 1);
-    // Each delivery fetched the truth from Mollie.
-    expect(fake.requests.filter((r) => r.path === `/v2/payments/${payment.id}`)).toHaveLength(3);
+    // The truth is fetched from Mollie, once per coalescing window (issue 13: unsigned deliveries of
+    // one id are coalesced): the first delivery, and the two concurrent re-deliveries together
+    // unless a slow machine splits them across windows.
+    const fetches = fake.requests.filter((r) => r.path === `/v2/payments/${payment.id}`).length;
+    expect(fetches).toBeGreaterThanOrEqual(2);
+    expect(fetches).toBeLessThanOrEqual(3);
 
     // The customer pays after all. A failed Mollie payment is final (it never turns paid): the
     // debtor pays through a new payment carrying the merchant's invoice id, which the hub links to
