@@ -9,7 +9,9 @@
  *    the new money), and nothing is reported when no claim is live;
  *  - the claim ends exactly when PSP-paid + agency-collected covers what was due;
  *  - statuses never move back in time: an event older than the newest applied one changes no
- *    status (unless it ends a live claim, which is a fact in any order), and lastEventAt never goes back.
+ *    status (unless it ends a live claim or is a dispute/refund/void: facts in any order), and
+ *    lastEventAt never goes back.
+ *  - no disputed, refunded or voided invoice stays in a live claim (it is withdrawn from the agency).
  * Runs: FC_RUNS (default 300) — e.g. `FC_RUNS=20000 npm test -- test/unit/payment-decision.test.ts`.
  */
 import fc from 'fast-check';
@@ -24,6 +26,7 @@ const MIN = 60_000;
 type Step =
   | { kind: 'psp_paid'; total: number; at: number }
   | { kind: 'psp_failed'; final: boolean; at: number }
+  | { kind: 'reversal'; what: 'chargeback' | 'refund' | 'invoice_voided'; at: number }
   | { kind: 'agency_collected'; add: number; at: number };
 
 interface Model {
@@ -62,6 +65,12 @@ const failureEvent = (m: Model, s: Extract<Step, { kind: 'psp_failed' }>): Payme
   failure: { code: 'AM04', reason: 'insufficient_funds', retryable: true, final: s.final },
 });
 
+/** A full refund (no amount: full), a chargeback or a void. */
+const reversalEvent = (m: Model, s: Extract<Step, { kind: 'reversal' }>): PaymentEvent => ({
+  merchantId: 'acme', provider: 'stripe', providerEventId: `evt_${++m.events}`, providerEventType: s.what, kind: s.what,
+  occurredAt: new Date(T0 + s.at * MIN).toISOString(), payment: { ref: 'pi_1', method: 'card' },
+});
+
 /** What the SQL edge (writeDecision) does, on the plain model. */
 function write(m: Model, d: PaymentDecision): void {
   m.invoice = { ...m.invoice, ...d.invoicePatch };
@@ -73,6 +82,7 @@ function stepOf(due: number) {
   return fc.oneof(
     fc.record({ kind: fc.constant('psp_paid' as const), total: fc.oneof(fc.constant(due), fc.integer({ min: 0, max: Math.ceil(due * 1.5) })), at: fc.integer({ min: -100, max: 100 }) }),
     fc.record({ kind: fc.constant('psp_failed' as const), final: fc.boolean(), at: fc.integer({ min: -100, max: 100 }) }),
+    fc.record({ kind: fc.constant('reversal' as const), what: fc.constantFrom('chargeback' as const, 'refund' as const, 'invoice_voided' as const), at: fc.integer({ min: -100, max: 100 }) }),
     fc.record({ kind: fc.constant('agency_collected' as const), add: fc.integer({ min: 0, max: due }), at: fc.integer({ min: -100, max: 100 }) }),
   );
 }
@@ -93,6 +103,10 @@ function run(due: number, handedOver: boolean, steps: Step[], check: (m: Model, 
       m.reported += d.outbox.filter((o) => o.kind === 'agency.report_payment').reduce((n, o) => n + (o.payload as { amount: { value: number } }).amount.value, 0);
     } else if (s.kind === 'psp_failed') {
       d = decidePaymentEvent({ invoice: m.invoice, liveClaim: null, echo: null, policy: { handoverAfterDays: 14 } }, failureEvent(m, s));
+      write(m, d);
+    } else if (s.kind === 'reversal') {
+      const live = m.claim && !m.claim.ended ? m.claim : null;
+      d = decidePaymentEvent({ invoice: m.invoice, liveClaim: live, echo: null, disputedBefore: false }, reversalEvent(m, s));
       write(m, d);
     } else if (m.claim) {
       // The agency reports its running total (only ever growing), also after the claim ended here.
@@ -160,7 +174,7 @@ describe('the money core, over random histories of one invoice', () => {
     );
   });
 
-  it('statuses never move back in time: an older event changes no status (but ending a live claim), and lastEventAt never goes back', () => {
+  it('statuses never move back in time: an older event changes no status (but ending a live claim or taking the invoice out of collection), and lastEventAt never goes back', () => {
     fc.assert(
       fc.property(history, ({ due, handedOver, steps }) => {
         run(due, handedOver, steps, (m, before, s, d) => {
@@ -168,8 +182,24 @@ describe('the money core, over random histories of one invoice', () => {
           if (s.kind === 'agency_collected' || !d) return;
           const older = !isNewerEvent(before.invoice, new Date(T0 + s.at * MIN).toISOString());
           const endedAClaim = !!d.claimPatch;
-          if (older && !endedAClaim) expect(m.invoice.status).toBe(before.invoice.status);
+          // Taking an invoice out of collection (dispute, refund, void) is a fact in any order: the
+          // model found an older chargeback turning a pending invoice disputed, which is right — it
+          // must never be handed over. Every other older event leaves the status alone.
+          if (older && !endedAClaim && s.kind !== 'reversal') expect(m.invoice.status).toBe(before.invoice.status);
           if (older) expect(m.invoice.lastEventAt).toBe(before.invoice.lastEventAt);
+        });
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('no disputed, refunded or voided invoice stays in a live claim: the claim is withdrawn from the agency', () => {
+    fc.assert(
+      fc.property(history, ({ due, steps }) => {
+        run(due, true, steps, (m, before, s, d) => {
+          if (s.kind !== 'reversal' || !d) return;
+          expect(m.claim!.ended).toBe(true);
+          if (!before.claim!.ended) expect(d.outbox).toEqual([expect.objectContaining({ kind: 'agency.withdraw', payload: { caseId: 'cse_1', claimId: 'clm_1', reason: s.what === 'invoice_voided' ? 'credit_note' : s.what } })]);
         });
       }),
       { numRuns: RUNS },
