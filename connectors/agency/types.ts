@@ -103,7 +103,8 @@ export interface AgencyClient {
    * Verify a push from the agency (auth header + body) and return its canonical updates.
    * Throws PushRejection when it must not be accepted. Absent for pull-only agencies.
    */
-  verifyPush?(headers: Record<string, string | undefined>, body: unknown): AgencyUpdate[];
+  /** `onToken` is told the verified token's id and expiry, so the hub can refuse a replay of it. */
+  verifyPush?(headers: Record<string, string | undefined>, body: unknown, onToken?: (t: { jti: string; expiresAt: Date }) => void): AgencyUpdate[];
 }
 
 export class PushRejection extends Error {

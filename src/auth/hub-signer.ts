@@ -65,10 +65,15 @@ function ttlOf(ttlSeconds: number | undefined): number {
 /** Partners' shared secrets held at once; more than this (secrets rotated many times) starts the cache over. */
 const MAX_CACHED_SECRETS = 64;
 
-export function createHubSigner(opts: { hubId: string; key?: HubKey }): HubSigner {
+/**
+ * `previousKeys`: keys replaced in a rotation, still published in the JWKS (never used to sign)
+ * until they are removed, so tokens signed just before the rotation still verify at the agency.
+ */
+export function createHubSigner(opts: { hubId: string; key?: HubKey; previousKeys?: HubKey[] }): HubSigner {
   if (!opts.hubId) throw new Error('hub signer: hubId is required (it is the iss of every token)');
   const key = opts.key;
   const privateKey = key ? loadHubKey(key) : undefined;
+  const previous = (opts.previousKeys ?? []).filter((k) => k.kid !== key?.kid).map((k) => ({ key: k, publicKey: crypto.createPublicKey(loadHubKey(k)) }));
   /**
    * HS256 secrets as KeyObjects, built once per secret. Given a string, jsonwebtoken first tries
    * (and fails) to parse it as a PEM private key, then builds a secret key — on every call, and
@@ -117,9 +122,10 @@ export function createHubSigner(opts: { hubId: string; key?: HubKey }): HubSigne
     },
 
     jwks() {
-      if (!key || !privateKey) return { keys: [] };
-      const publicJwk = crypto.createPublicKey(privateKey).export({ format: 'jwk' });
-      return { keys: [{ ...publicJwk, kid: key.kid, alg: key.alg, use: 'sig' }] };
+      const keys: object[] = [];
+      if (key && privateKey) keys.push({ ...crypto.createPublicKey(privateKey).export({ format: 'jwk' }), kid: key.kid, alg: key.alg, use: 'sig' });
+      for (const p of previous) keys.push({ ...p.publicKey.export({ format: 'jwk' }), kid: p.key.kid, alg: p.key.alg, use: 'sig' });
+      return { keys };
     },
   };
 }

@@ -37,10 +37,14 @@ const outboundAuth = z.discriminatedUnion('alg', [
   z.strictObject({ alg: z.enum(['RS256', 'ES256']) }),
 ]);
 
+/** Cap on a push token's lifetime (exp - iat); contract §5 bounds the hub's own tokens to 5 minutes. */
+const maxTokenLifetimeSeconds = z.number().int().min(30).max(3600).optional();
+
 const inboundAuth = z
   .discriminatedUnion('alg', [
-    z.strictObject({ alg: z.literal('HS256'), secret: hs256Secret }),
-    z.strictObject({ alg: z.enum(['RS256', 'ES256']), publicKey: publicKeyPem }),
+    // previousSecrets / previousPublicKeys: still accepted during a rotation, until removed.
+    z.strictObject({ alg: z.literal('HS256'), secret: hs256Secret, previousSecrets: z.array(hs256Secret).max(4).optional(), maxTokenLifetimeSeconds }),
+    z.strictObject({ alg: z.enum(['RS256', 'ES256']), publicKey: publicKeyPem, previousPublicKeys: z.array(publicKeyPem).max(4).optional(), maxTokenLifetimeSeconds }),
   ])
   .superRefine((auth, ctx) => {
     if (auth.alg === 'HS256') return;
@@ -85,7 +89,8 @@ export const referencePartnerConfigSchema = z.object({
     .optional(),
   /**
    * Which debtor fields may be sent to this agency (data minimisation). `reference`, `type` and
-   * `name` are required by the protocol and always sent. Absent: every field the hub has.
+   * `name` are required by the protocol and always sent. Absent: the minimal set of
+   * src/privacy/minimise.ts (address, country, locale; no e-mail or phone).
    */
   debtorFields: z.array(z.enum(DEBTOR_FIELDS)).optional(),
 });

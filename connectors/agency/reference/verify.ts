@@ -13,9 +13,17 @@ import { describeIssues, pushBodySchema, type ReferenceInboundAuth } from './sch
 
 /** Agency clocks drift; a minute either way is tolerated on exp/nbf/iat. */
 export const PUSH_CLOCK_TOLERANCE_SECONDS = 60;
+/** Contract §5 bounds the hub's own tokens to 5 minutes; a partner's push token gets the same cap by default. */
+export const DEFAULT_PUSH_TOKEN_MAX_LIFETIME_SECONDS = 300;
+
+/** The claims the route needs to refuse a replay: the token's id and when it stops being valid. */
+export interface PushTokenId {
+  jti: string;
+  expiresAt: Date;
+}
 
 export interface PushVerifier {
-  (headers: Record<string, string | undefined>, body: unknown): AgencyUpdate[];
+  (headers: Record<string, string | undefined>, body: unknown, onToken?: (t: PushTokenId) => void): AgencyUpdate[];
 }
 
 export interface PushVerifierOptions {
@@ -31,11 +39,26 @@ function header(headers: Record<string, string | undefined>, name: string): stri
   return key === undefined ? undefined : headers[key];
 }
 
+/** A token checked against each key in turn (the current one first, then those kept during a rotation). */
+function verifyWithKeys(token: string, keys: crypto.KeyObject[], opts: PushVerifierOptions): string | jwt.JwtPayload {
+  let last: unknown;
+  for (const key of keys) {
+    try {
+      return jwt.verify(token, key, { algorithms: [opts.inbound.alg], issuer: opts.partnerId, audience: opts.hubId, clockTolerance: PUSH_CLOCK_TOLERANCE_SECONDS });
+    } catch (err) {
+      last = err;
+      // Only a signature that does not match this key is worth trying the next key for.
+      if (!(err instanceof jwt.JsonWebTokenError) || err instanceof jwt.TokenExpiredError || err instanceof jwt.NotBeforeError || err.message !== 'invalid signature') throw err;
+    }
+  }
+  throw last;
+}
+
 function verifyToken(
   headers: Record<string, string | undefined>,
   opts: PushVerifierOptions,
-  key: string | crypto.KeyObject,
-): void {
+  keys: crypto.KeyObject[],
+): PushTokenId {
   const authorization = header(headers, 'authorization');
   if (!authorization) throw new PushRejection(401, 'missing Authorization header');
   const match = /^Bearer[ ]+([A-Za-z0-9_\-.]+)\s*$/i.exec(authorization);
@@ -43,12 +66,7 @@ function verifyToken(
 
   let payload: string | jwt.JwtPayload;
   try {
-    payload = jwt.verify(match[1], key, {
-      algorithms: [opts.inbound.alg],
-      issuer: opts.partnerId,
-      audience: opts.hubId,
-      clockTolerance: PUSH_CLOCK_TOLERANCE_SECONDS,
-    });
+    payload = verifyWithKeys(match[1], keys, opts);
   } catch (err) {
     // jsonwebtoken's messages name the failed check (expired, issuer, audience…) and never the token.
     if (err instanceof jwt.TokenExpiredError) throw new PushRejection(401, 'token expired');
@@ -60,6 +78,14 @@ function verifyToken(
   if (typeof payload !== 'object' || typeof payload.exp !== 'number') {
     throw new PushRejection(401, 'invalid token: exp is required');
   }
+  // Issue 13, item 4: a bounded lifetime and a one-time id, so a captured token cannot be replayed.
+  if (typeof payload.iat !== 'number') throw new PushRejection(401, 'invalid token: iat is required');
+  const max = opts.inbound.maxTokenLifetimeSeconds ?? DEFAULT_PUSH_TOKEN_MAX_LIFETIME_SECONDS;
+  if (payload.exp - payload.iat > max) throw new PushRejection(401, `invalid token: lifetime (exp - iat) exceeds ${max} s`);
+  if (typeof payload.jti !== 'string' || payload.jti.length < 8 || payload.jti.length > 200) {
+    throw new PushRejection(401, 'invalid token: jti is required (a unique id per token, 8-200 characters)');
+  }
+  return { jti: payload.jti, expiresAt: new Date((payload.exp + PUSH_CLOCK_TOLERANCE_SECONDS) * 1000) };
 }
 
 function parseBody(body: unknown): unknown {
@@ -78,11 +104,15 @@ function parseBody(body: unknown): unknown {
 export function createPushVerifier(opts: PushVerifierOptions): PushVerifier {
   // A KeyObject for HS256 too: given a string, jsonwebtoken first tries it as a PEM public key
   // (createPublicKey, which throws) and then builds a secret key, on every push.
-  const key: crypto.KeyObject =
-    opts.inbound.alg === 'HS256' ? crypto.createSecretKey(Buffer.from(opts.inbound.secret, 'utf8')) : crypto.createPublicKey(opts.inbound.publicKey);
+  // During a rotation the previous keys are accepted too, until they are removed from the config.
+  const keys: crypto.KeyObject[] =
+    opts.inbound.alg === 'HS256'
+      ? [opts.inbound.secret, ...(opts.inbound.previousSecrets ?? [])].map((s) => crypto.createSecretKey(Buffer.from(s, 'utf8')))
+      : [opts.inbound.publicKey, ...(opts.inbound.previousPublicKeys ?? [])].map((pem) => crypto.createPublicKey(pem));
 
-  return (headers, body) => {
-    verifyToken(headers, opts, key);
+  return (headers, body, onToken) => {
+    const token = verifyToken(headers, opts, keys);
+    onToken?.(token);
 
     const parsed = pushBodySchema.safeParse(parseBody(body));
     if (!parsed.success) throw new PushRejection(400, `invalid body: ${describeIssues(parsed.error)}`);

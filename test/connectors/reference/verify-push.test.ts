@@ -18,7 +18,7 @@ const now = () => Math.floor(Date.now() / 1000);
 const b64url = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
 
 function hsToken(claims: object = {}, opts: jwt.SignOptions = {}, secret: string = IN_SECRET): string {
-  return jwt.sign({ iss: PARTNER_ID, aud: HUB_ID, exp: now() + 120, ...claims }, secret, { algorithm: 'HS256', ...opts });
+  return jwt.sign({ iss: PARTNER_ID, aud: HUB_ID, exp: now() + 120, jti: crypto.randomUUID(), ...claims }, secret, { algorithm: 'HS256', ...opts });
 }
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
@@ -134,7 +134,7 @@ describe('verifyPush with RS256 configured', () => {
   });
 
   it('accepts a token signed with the agency key', () => {
-    const token = jwt.sign({ iss: PARTNER_ID, aud: HUB_ID }, agencyRsa.privateKey, { algorithm: 'RS256', expiresIn: 60 });
+    const token = jwt.sign({ iss: PARTNER_ID, aud: HUB_ID, jti: crypto.randomUUID() }, agencyRsa.privateKey, { algorithm: 'RS256', expiresIn: 60 });
     expect(client.verifyPush!(bearer(token), body)).toHaveLength(2);
   });
 
@@ -160,9 +160,41 @@ describe('verifyPush with ES256 configured', () => {
     const client = makeClient({
       config: { auth: { outbound: { alg: 'HS256', secret: 'o'.repeat(32) }, inbound: { alg: 'ES256', publicKey: agencyEcPublicPem } } },
     });
-    const es = jwt.sign({ iss: PARTNER_ID, aud: HUB_ID }, agencyEc.privateKey, { algorithm: 'ES256', expiresIn: 60 });
+    const es = jwt.sign({ iss: PARTNER_ID, aud: HUB_ID, jti: crypto.randomUUID() }, agencyEc.privateKey, { algorithm: 'ES256', expiresIn: 60 });
     expect(client.verifyPush!(bearer(es), body)).toHaveLength(2);
     const rs = jwt.sign({ iss: PARTNER_ID, aud: HUB_ID }, agencyRsa.privateKey, { algorithm: 'RS256', expiresIn: 60 });
     expect(rejection(client, bearer(rs))).toMatchObject({ status: 401 });
   });
 });
+
+describe('push tokens: lifetime, one-time id and key rotation (issue 13, item 4)', () => {
+  const PREVIOUS = crypto.randomBytes(32).toString('base64url');
+  const client = makeClient({ config: { auth: { outbound: { alg: 'HS256', secret: 'o'.repeat(32) }, inbound: { alg: 'HS256', secret: IN_SECRET, previousSecrets: [PREVIOUS] } } } });
+
+  it('refuses a token without iat, or living longer than 5 minutes (exp - iat), even when signed right', () => {
+    expect(rejection(client, bearer(hsToken({}, { noTimestamp: true })))).toMatchObject({ status: 401, message: expect.stringMatching(/iat is required/) });
+    expect(rejection(client, bearer(hsToken({ iat: now(), exp: now() + 301 })))).toMatchObject({ status: 401, message: expect.stringMatching(/lifetime .* exceeds 300 s/) });
+    expect(client.verifyPush!(bearer(hsToken({ iat: now(), exp: now() + 300 })), body)).toHaveLength(2);
+    const longer = makeClient({ config: { auth: { outbound: { alg: 'HS256', secret: 'o'.repeat(32) }, inbound: { alg: 'HS256', secret: IN_SECRET, maxTokenLifetimeSeconds: 900 } } } });
+    expect(longer.verifyPush!(bearer(hsToken({ iat: now(), exp: now() + 900 })), body)).toHaveLength(2);
+  });
+
+  it('refuses a token without a jti (nothing to refuse a replay by), and reports the jti and expiry of a good one', () => {
+    expect(rejection(client, bearer(hsToken({ jti: undefined })))).toMatchObject({ status: 401, message: expect.stringMatching(/jti is required/) });
+    expect(rejection(client, bearer(hsToken({ jti: 'short' })))).toMatchObject({ status: 401, message: expect.stringMatching(/jti is required/) });
+    const seen: { jti: string; expiresAt: Date }[] = [];
+    client.verifyPush!(bearer(hsToken({ jti: 'token-id-0001', exp: now() + 100 })), body, (t) => seen.push(t));
+    expect(seen).toHaveLength(1);
+    expect(seen[0].jti).toBe('token-id-0001');
+    expect(Math.abs(seen[0].expiresAt.getTime() - (now() + 100 + 60) * 1000)).toBeLessThan(2000);
+  });
+
+  it('accepts the previous secret during a rotation, and refuses any other', () => {
+    expect(client.verifyPush!(bearer(hsToken({}, {}, PREVIOUS)), body)).toHaveLength(2);
+    expect(client.verifyPush!(bearer(hsToken({}, {}, IN_SECRET)), body)).toHaveLength(2);
+    expect(rejection(client, bearer(hsToken({}, {}, crypto.randomBytes(32).toString('base64url'))))).toMatchObject({ status: 401, message: expect.stringMatching(/invalid signature/) });
+    // An expired token signed with the previous secret is refused as expired, not tried further.
+    expect(rejection(client, bearer(hsToken({ iat: now() - 400, exp: now() - 200 }, {}, PREVIOUS)))).toMatchObject({ status: 401, message: 'token expired' });
+  });
+});
+

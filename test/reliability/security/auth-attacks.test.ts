@@ -61,7 +61,7 @@ describe('the push verifier of a partner with an RSA key (unit): key confusion',
   const agency = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
   const publicPem = agency.publicKey.export({ type: 'spki', format: 'pem' }).toString();
   const verify = createPushVerifier({ partnerId: 'refagency', hubId: HUB_ID, inbound: { alg: 'RS256', publicKey: publicPem }, mapping: loadAgencyMapping('reference') });
-  const claims = { iss: 'refagency', aud: HUB_ID, iat: nowS(), exp: nowS() + 60 };
+  const claims = { iss: 'refagency', aud: HUB_ID, iat: nowS(), exp: nowS() + 60, jti: 'push-token-key-confusion' };
   const status = (token: string) => {
     try {
       verify({ authorization: `Bearer ${token}` }, Buffer.from('{"events":[]}'));

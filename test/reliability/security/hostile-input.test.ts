@@ -5,6 +5,7 @@
  * 4xx and `{ error: { code, message } }`, none with a 5xx or a crash, and none is stored as a
  * valid event. Run against every PSP in PSP_ROWS that is registered, in both run modes.
  */
+import { randomUUID } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import jwt from 'jsonwebtoken';
 import { pspConnectors } from '../../../connectors/registry';
@@ -194,7 +195,7 @@ describe.each<Mode>(MODES)('hostile input at every endpoint (%s mode)', (mode) =
 
   describe('POST /v1/partners/:id/events', () => {
     const url = () => `${stack.hubUrl}/v1/partners/refagency/events`;
-    const token = () => jwt.sign({}, SECRETS.agencyToHub, { algorithm: 'HS256', issuer: 'refagency', audience: 'collection-hub', expiresIn: 60 });
+    const token = () => jwt.sign({}, SECRETS.agencyToHub, { algorithm: 'HS256', issuer: 'refagency', audience: 'collection-hub', expiresIn: 60, jwtid: randomUUID() });
     const json = (body: string | Buffer, auth: string | null = token()) => ({ body, headers: { 'content-type': 'application/json', ...(auth ? { authorization: `Bearer ${auth}` } : {}) } });
     const update = (id: string) => ({ id, seq: 1, caseId: 'case_hostile', caseReference: 'cse_hostile', claimReference: null, status: 'paid', occurredAt: new Date().toISOString() });
     const updatesCount = async () => Number((await stack.hub.ctx.db.query<{ n: string }>(`SELECT count(*)::text AS n FROM partner_updates`)).rows[0].n);

@@ -10,6 +10,7 @@
  * None may appear in clear in the log output, in the stored sync log (exchanges.request,
  * response, summary) or in the outbox's last_response / last_error. Both run modes.
  */
+import { randomUUID } from 'node:crypto';
 import { PassThrough } from 'node:stream';
 import jwt from 'jsonwebtoken';
 import { createLogger } from '../../../src/observability/logger';
@@ -92,7 +93,7 @@ describe.each<Mode>(MODES)('no secrets or card data in logs (%s mode)', (mode) =
 
     // 4. The agency pushes an update whose note carries card data.
     const inv = (await stack.get(`/v1/invoices/${f.invoice}`)).body;
-    const pushToken = jwt.sign({}, SECRETS.agencyToHub, { algorithm: 'HS256', issuer: 'refagency', audience: HUB_ID, expiresIn: 60 });
+    const pushToken = jwt.sign({}, SECRETS.agencyToHub, { algorithm: 'HS256', issuer: 'refagency', audience: HUB_ID, expiresIn: 60, jwtid: randomUUID() });
     sent.push(pushToken);
     const update = { id: `upd_logs_${Date.now().toString(36)}`, seq: 1, caseId: 'agency_case_1', caseReference: inv.case.id, claimReference: null, status: 'on_hold', note: `debtor paid with ${CARD_GROUPED} from ${IBAN}`, occurredAt: new Date().toISOString() };
     expect((await send(`${stack.hubUrl}/v1/partners/refagency/events`, { body: JSON.stringify({ events: [update] }), headers: { 'content-type': 'application/json', authorization: `Bearer ${pushToken}` } })).status).toBe(200);

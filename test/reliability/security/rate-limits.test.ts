@@ -5,6 +5,7 @@
  * Token buckets are unit-tested with a fake clock; the HTTP tests give each case its own loopback
  * source address (127.0.0.x) so the per-address budget of one does not spend another's.
  */
+import { randomUUID } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import Stripe from 'stripe';
 import type { Request } from 'express';
@@ -170,7 +171,7 @@ describe.each<Mode>(MODES)('rate limits over HTTP (%s mode)', (mode) => {
 
   maybe('agency pushes: per partner, 429 + Retry-After, nothing stored', async () => {
     const from = '127.0.0.13';
-    const token = jwt.sign({}, SECRETS.agencyToHub, { algorithm: 'HS256', issuer: 'refagency', audience: HUB_ID, expiresIn: 60 });
+    const token = jwt.sign({}, SECRETS.agencyToHub, { algorithm: 'HS256', issuer: 'refagency', audience: HUB_ID, expiresIn: 60, jwtid: randomUUID() });
     const push = (id: string) => {
       figures.sent++;
       const body = JSON.stringify({ events: [{ id, seq: 1, caseId: 'case_rl', caseReference: 'cse_rl', claimReference: null, status: 'paid', occurredAt: new Date().toISOString() }] });
