@@ -841,7 +841,7 @@ async function buildSummary(
     );
     const bases = await groupCounts(
       hub,
-      `SELECT CASE WHEN collection_costs_basis LIKE 'WIK%' THEN 'NL WIK' WHEN collection_costs_basis LIKE '%RVG%' THEN 'DE RVG'
+      `SELECT CASE WHEN collection_costs_basis LIKE '%WIK%' THEN 'NL WIK' WHEN collection_costs_basis LIKE '%RVG%' THEN 'DE RVG'
                    WHEN collection_costs_basis LIKE '%Book XIX%' THEN 'BE Book XIX' ELSE 'other' END AS key, count(*) AS n
          FROM cases WHERE partner_id = $1 AND collection_costs IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1`,
       [a.id],
