@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import { loadCountryRules, ruleFor } from '../../src/policy/country-rules';
 import { AWAITING_LETTER_WHY, costsForClaims, letterDateProblem, letterEvidence, noticeGate } from '../../src/policy/letter-evidence';
-import { decideHandover } from '../../src/policy/handover-policy';
+import { decideHandover, nextCheckAt } from '../../src/policy/handover-policy';
 import { DAY_MS } from '../../src/domain/clock';
 
 const rules = loadCountryRules();
@@ -52,6 +52,19 @@ describe('the hand-over decision without letter evidence', () => {
     expect(d).toEqual({ action: 'open_case', invoiceIds: ['b'], amount: 5000 });
     const s = decideHandover({ now, policy, candidates: [cand('a', { awaitingLetter: true })], openCase: { id: 'cse_1', currency: 'EUR', lastClaimAt: now } });
     expect(s.action).toBe('wait');
+  });
+});
+
+describe('the next check after a hand-over', () => {
+  const policy = { handoverAfterDays: 0 };
+  const cand = (id: string, extra: object = {}) => ({ invoiceId: id, amountOpen: 5000, currency: 'EUR', failureFinal: true, firstFailedAt: T0, ...extra });
+
+  it('is when the first invoice left behind comes out of its own notice term; none for one waiting for a letter', () => {
+    const now = new Date(T0.getTime() + 19 * DAY_MS);
+    const later = new Date(T0.getTime() + 20 * DAY_MS);
+    const candidates = [cand('a', { notBefore: now }), cand('b', { notBefore: later }), cand('c', { awaitingLetter: true })];
+    expect(nextCheckAt(now, policy, candidates, ['a'])).toEqual(later);
+    expect(nextCheckAt(now, policy, candidates, ['a', 'b'])).toBeNull();
   });
 });
 
