@@ -86,7 +86,15 @@ async function findCustomer(sql: Sql, merchantId: string, ref: string): Promise<
 
 async function findInvoice(sql: Sql, merchantId: string, ref: string): Promise<InvoiceRow | null> {
   const r = await sql.query<InvoiceRow>(`SELECT * FROM invoices WHERE merchant_id = $1 AND (id = $2 OR provider_ref = $2) ORDER BY created_at LIMIT 1`, [merchantId, ref]);
-  return r.rows[0] ?? null;
+  if (r.rows[0]) return r.rows[0];
+  // Else a later payment that paid it: a Mollie re-payment (tr_2) lands on the invoice tr_1 opened
+  // and is recorded only in invoice_payment_refs (issue 12, hole 2). The merchant's own refs only.
+  const paid = await sql.query<InvoiceRow>(
+    `SELECT i.* FROM invoice_payment_refs p JOIN invoices i ON i.id = p.invoice_id AND i.merchant_id = p.merchant_id
+      WHERE p.merchant_id = $1 AND p.payment_ref = $2 ORDER BY i.created_at LIMIT 1`,
+    [merchantId, ref],
+  );
+  return paid.rows[0] ?? null;
 }
 
 async function timeline(sql: Sql, merchantId: string, entities: { entity: string; ids: string[] }[]) {

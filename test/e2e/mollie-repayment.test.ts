@@ -6,7 +6,8 @@
  *
  * tr_1 (recurring SEPA, AM04) failed → handed over to the agency simulator → the debtor pays
  * through tr_2 (a one-off iDEAL payment with the merchant's invoice id in its metadata) → the hub
- * links tr_2 to the invoice tr_1 opened, reports the payment to the agency and ends the claim.
+ * links tr_2 to the invoice tr_1 opened, reports the payment to the agency and ends the claim;
+ * GET /v1/invoices/tr_2 then answers tr_1's invoice (for the same merchant only).
  * And when the invoice id names two open invoices, nothing is guessed.
  */
 import { startStack, type Stack } from '../support/stack';
@@ -100,7 +101,11 @@ describe('Mollie re-payment through a new payment (embedded mode)', () => {
     expect(sent).toMatchObject({ amount: { value: 4900, currency: 'EUR' }, channel: 'mollie' });
     expect(casesPosted()).toBe(before + 1);
     expect(stack.sim.case(inv.case.partnerRef).claims).toHaveLength(1);
-    expect((await stack.get(`/v1/invoices/${tr2.id}`)).status).toBe(404);
+    // Either payment's id finds the one invoice (through invoice_payment_refs); another merchant's token finds neither.
+    const byTr2 = await stack.get(`/v1/invoices/${tr2.id}`);
+    expect(byTr2.status).toBe(200);
+    expect(byTr2.body).toMatchObject({ id: inv.id, status: 'paid', number: invoiceId, resolution: 'paid_to_merchant', case: { id: inv.case.id } });
+    for (const ref of [tr1.id, tr2.id]) expect((await stack.get(`/v1/invoices/${ref}`, 'globex')).status).toBe(404);
     // The sync log says why tr_2 paid tr_1's invoice.
     expect((await appliedEntry(tr2.id)).summary).toContain(`linked to open invoice ${inv.id} by metadata.invoiceId ${invoiceId}`);
     // Neither payment ever changed status at Mollie.
