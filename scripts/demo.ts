@@ -195,9 +195,9 @@ merchants:
         accessToken: "\${DEMO_ACME_GOCARDLESS_TOKEN}"
         apiBase: ${fakes.gocardlessUrl}   # the demo's fake GoCardless API
     partner: ${PARTNER_ID}
-    # dunningLetterAfterDays: acme states its dunning sends the NL 14-day letter on the day of the
+    # dunningLetterAfterDays: acme states its dunning sends the NL 14-day letter 3 days after the
     # first failure: the hub's letter evidence for the notice term and the WIK costs (README "Country rules").
-    policy: { handoverAfterDays: 14, minAmount: { value: 500, currency: EUR }, stackWindowDays: 45, dunningLetterAfterDays: 0 }
+    policy: { handoverAfterDays: 14, minAmount: { value: 500, currency: EUR }, stackWindowDays: 45, dunningLetterAfterDays: 3 }
   - id: globex
     name: Globex GmbH
     country: DE
@@ -921,7 +921,7 @@ async function buildSummary(
         `hand-over due ${day(held.handoverDueAt)} UTC, held until ${day(held.gateEndsAt)} UTC (${held.country} consumer, 14-day letter)`,
     );
     lines.push(`    curl -H "Authorization: Bearer ${tokenVar(m)}" ${hubUrl}/v1/invoices/${held.ref}`);
-    lines.push(`    curl -X POST -H "Authorization: Bearer ${tokenVar(m)}" -H 'content-type: application/json' -d '{"sentAt":"${new Date(now.getTime() - 20 * 86_400_000).toISOString().slice(0, 10)}"}' ${hubUrl}/v1/invoices/${held.ref}/reminder   (had your letter gone out 20 days ago, it would go now)`);
+    lines.push(`    curl -X POST -H "Authorization: Bearer ${tokenVar(m)}" -H 'content-type: application/json' -d '{"sentAt":"${new Date(held.handoverDueAt.getTime() - 14 * 86_400_000).toISOString().slice(0, 10)}"}' ${hubUrl}/v1/invoices/${held.ref}/reminder   (had your letter gone out on the day of the failure, not 3 days after it, the term would end sooner; a date before the invoice fell due is refused)`);
   }
 
   const isolationExample = exampleCustomer(events, 'acme', 'stripe');
