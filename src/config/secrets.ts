@@ -96,8 +96,12 @@ export const SECRET_KINDS: Record<SecretKind, KindRule> = {
   },
   standardWebhook: {
     what: 'Standard Webhooks signing secret',
-    // The length rule (whsec_ + base64 of 24–64 bytes) is standardWebhookSecretSchema's (schema.ts).
-    shape: () => undefined,
+    // whsec_ + base64 of 24 to 64 random bytes (the spec's 192-bit minimum; schema.ts says more).
+    shape: (v) => {
+      const body = /^whsec_([A-Za-z0-9+/]+={0,2})$/.exec(v)?.[1];
+      const bytes = body ? Buffer.from(body, 'base64').length : 0;
+      return bytes >= 24 && bytes <= 64 ? undefined : 'must be whsec_ followed by base64 of 24–64 random bytes (whsec_ + `openssl rand -base64 32`)';
+    },
     random: true,
     generate: () => `whsec_${crypto.randomBytes(32).toString('base64')}`,
   },
@@ -140,6 +144,21 @@ export const KNOWN_PUBLISHED_SECRETS: readonly string[] = [
   // Standard Webhooks / Svix: the specification's and the docs' example keys.
   'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
   'whsec_plJ3nmyCDGBKInavdOK15jsl',
+  // Mollie's documentation example API key.
+  'test_dHar4XY7LxsDOtmnkVtjNVWXLSlXsM',
+  // Literals of this repository's tests that are long and varied enough to pass the other rules
+  // (test/reliability/security/published-secrets.test.ts finds them).
+  'test_dHar4XY7LxsDOtmnkVtjNVWXLSlXsMab',
+  'a-shared-secret-of-at-least-32-bytes!!',
+  'another-partner-secret-of-32-bytes-or-more',
+  'an-agency-secret-the-hub-does-not-have-0123',
+  'another-secret-that-is-long-enough-000',
+  'not-the-merchant-token-secret-0123',
+  'a-32-character-shared-secret-xyz',
+  'whsec_5aB9cD3eF7gH1iJ5kL9mN3oP7qR1sT5u',
+  'ZFB1EB5485895CFA84146406857104ABB4CBCABDC8AAF103A624C8F6A3EAAB00',
+  'ED7D658C-D8EB-4941-948B-3973214F2D4A',
+  '44782DEF547AAA06C910C43932B1EB0C',
 ];
 const KNOWN = new Set(KNOWN_PUBLISHED_SECRETS.map((s) => s.toLowerCase()));
 
