@@ -11,7 +11,7 @@ import type { OutboxWriter } from '../context';
 import type { OutboxRow } from '../outbox/outbox';
 import { completeRow } from '../outbox/outbox';
 import type { CaseRow, ClaimRow, InvoiceRow } from '../ledger/rows';
-import { decideCollection } from '../ledger/owed-back';
+import { decideClaimUpdate, isNewer } from '../ledger/agency-update-decision';
 import { addHistory, type HistoryEntry } from '../ledger/history';
 import { addHistoryRows } from '../pipeline/history-rows';
 import { refreshCaseStatus } from '../ledger/case-status';
@@ -75,110 +75,59 @@ export async function storePartnerUpdates(
   return { fresh, duplicates: updates.length - fresh };
 }
 
-/** Is (occurredAt, seq) strictly newer than what was last applied? */
-export function isNewer(u: { occurredAt: string; seq: number }, last: { at: Date | null; seq: number | null }): boolean {
-  if (!last.at) return true;
-  const a = new Date(u.occurredAt).getTime();
-  const b = new Date(last.at).getTime();
-  if (a !== b) return a > b;
-  return last.seq == null || u.seq > Number(last.seq);
-}
+/** Is (occurredAt, seq) strictly newer than what was last applied? (src/ledger/agency-update-decision.ts) */
+export { isNewer };
 
 /**
- * What a claim has collected only grows (the agency reports a running total), so a claim-level
- * amount is kept even from an update too old to change the status: the end state is then the
- * same in whatever order the updates came (a case-level update may have ended the claim first).
+ * One update for one claim: the decision is pure (src/ledger/agency-update-decision.ts
+ * decideClaimUpdate: ordering, the collected amount, the invoice's mirror, owed back); this loads
+ * the claim's invoice (locked after the claim, as the PSP side locks) and writes what it returns.
  */
-async function keepCollected(sql: Sql, claim: ClaimRow & { amount_update_at?: Date | null; amount_update_seq?: number | null }, u: AgencyUpdate, caseLevel: boolean, source: string, now: Date): Promise<void> {
-  if (caseLevel || !u.amountCollected) return;
-  if (!isNewer(u, { at: claim.amount_update_at ?? null, seq: claim.amount_update_seq ?? null })) return;
-  await sql.query(`UPDATE claims SET amount_collected = $2, amount_update_at = $3, amount_update_seq = $4 WHERE id = $1`, [
-    claim.id, u.amountCollected.value, new Date(u.occurredAt), u.seq,
-  ]);
-  const inv = (await sql.query<InvoiceRow>(`SELECT * FROM invoices WHERE id = $1 FOR UPDATE`, [claim.invoice_id])).rows[0];
-  if (inv) await addHistoryRows(sql, await keepInvoiceCollected(sql, inv, claim, u.amountCollected.value, u, source, now), now);
-}
-
-/**
- * What the agency collected reaches the invoice whatever its status — also after the debtor paid
- * the merchant through the PSP (issue 12, hole 1: the agency collected before it heard of the
- * payment) — and any overlap with the PSP payment is owed back to the debtor: invoices.amount_owed_back,
- * a line in the sync log, and the returned `owed_back` timeline row (src/ledger/owed-back.ts decides).
- */
-async function keepInvoiceCollected(
-  sql: Sql, inv: InvoiceRow, claim: ClaimRow, collected: number, u: AgencyUpdate, source: string, now: Date,
-  /** The caller already wrote amount_collected: only an owed-back change is left to write. */
-  collectedWritten = false,
-): Promise<HistoryEntry[]> {
-  const money = {
-    id: inv.id, merchantId: inv.merchant_id, currency: inv.currency, amountDue: Number(inv.amount_due), amountPaid: Number(inv.amount_paid),
-    amountCollected: Number(inv.amount_collected), amountOwedBack: Number(inv.amount_owed_back ?? 0),
-  };
-  const d = decideCollection(money, collected, { source, occurredAt: u.occurredAt, detail: { updateId: u.id, claimId: claim.id } });
-  if ((d.amountCollected === null || collectedWritten) && !d.owed) return [];
-  await sql.query(
-    `UPDATE invoices SET amount_collected = $2, amount_owed_back = GREATEST(amount_owed_back, $3), updated_at = $4 WHERE id = $1`,
-    [inv.id, collected, d.owed?.amount ?? 0, now],
-  );
-  if (!d.owed) return [];
-  await recordExchanges(sql, [{
-    merchantId: inv.merchant_id, direction: 'in', party: source, operation: 'owed back', outcome: 'ok', customerId: inv.customer_id, invoiceId: inv.id,
-    caseId: claim.case_id, summary: `update ${u.id}: ${d.owed.summary}`, at: now,
-  }]);
-  return [d.owed.history];
-}
-
 async function applyToClaim(sql: Sql, claim: ClaimRow, u: AgencyUpdate, source: string, now: Date, caseLevel = false): Promise<boolean> {
-  if (!isNewer(u, { at: claim.last_update_at, seq: claim.last_update_seq })) {
-    await keepCollected(sql, claim, u, caseLevel, source, now);
-    return false;
-  }
-  // A claim that has ended (paid to the merchant, withdrawn, collected) is not reopened by a
-  // progress update; only another end (the agency's own close of it) is recorded.
-  if (TERMINAL.includes(claim.status) && !TERMINAL.includes(u.status)) {
-    await keepCollected(sql, claim, u, caseLevel, source, now);
-    return false;
-  }
-  // A case-level update's amount is the whole case's: it says nothing about what one claim collected.
-  const amountIsNewer = !caseLevel && isNewer(u, { at: (claim as { amount_update_at?: Date | null }).amount_update_at ?? null, seq: (claim as { amount_update_seq?: number | null }).amount_update_seq ?? null });
-  const collected = amountIsNewer ? (u.amountCollected?.value ?? Number(claim.amount_collected)) : Number(claim.amount_collected);
-  await sql.query(
-    `UPDATE claims SET status = $2, resolution = COALESCE($3, resolution), amount_collected = $4, arrangement = COALESCE($5, arrangement),
-       last_update_at = $6, last_update_seq = $7, updated_at = $8,
-       amount_update_at = CASE WHEN $9 THEN $6 ELSE amount_update_at END, amount_update_seq = CASE WHEN $9 THEN $7 ELSE amount_update_seq END
-     WHERE id = $1`,
-    [claim.id, u.status, u.reason ?? null, collected, u.arrangement ? JSON.stringify(u.arrangement) : null, new Date(u.occurredAt), u.seq, now, amountIsNewer],
-  );
-  // The claim's and the invoice's timeline entries go in one INSERT at the end.
-  const history: HistoryEntry[] = [
-    { merchantId: claim.merchant_id, entity: 'claim', entityId: claim.id, status: u.status, reason: u.reason ?? null, source, occurredAt: u.occurredAt, detail: { updateId: u.id, seq: u.seq, amountCollected: u.amountCollected, arrangement: u.arrangement, note: u.note } },
-  ];
-  // The invoice mirrors its claim, unless the hub already settled it another way (paid to the merchant).
-  const inv = (await sql.query<InvoiceRow>(`SELECT * FROM invoices WHERE id = $1 FOR UPDATE`, [claim.invoice_id])).rows[0];
-  // …or the hub itself ended the claim (withdrawn for a refund, a dispute, a credit note): the
-  // agency's confirmation is kept on the claim, and the invoice keeps the reason the hub gave.
-  const settledElsewhere = (inv && inv.resolution === 'paid_to_merchant' && inv.status === 'paid') || TERMINAL.includes(claim.status);
-  const resolves = TERMINAL.includes(u.status) || !!u.reason;
-  // The agency confirming what the invoice already shows (its `submitted` after the hand-over,
-  // a repeated progress status) changes nothing a reader sees: no UPDATE, just the timeline entry.
-  // (The invoice's last_update_at/seq are only ever written; ordering is decided on the claim.)
-  const unchanged = !!inv && inv.status === u.status && !resolves && inv.resolution === null && !u.arrangement && Number(inv.amount_collected) === collected;
-  if (!settledElsewhere) {
-    if (!unchanged) await sql.query(
-      `UPDATE invoices SET status = $2, resolution = CASE WHEN $6 THEN COALESCE($3, resolution) ELSE NULL END, amount_collected = $4,
-         arrangement = COALESCE($5, arrangement), resolved_by = CASE WHEN $6 THEN $7 ELSE resolved_by END,
-         last_update_at = $8, last_update_seq = $9, updated_at = $10 WHERE id = $1`,
-      [claim.invoice_id, u.status, u.reason ?? null, collected, u.arrangement ? JSON.stringify(u.arrangement) : null, resolves, source, new Date(u.occurredAt), u.seq, now],
+  const inv = (await sql.query<InvoiceRow>(`SELECT * FROM invoices WHERE id = $1 FOR UPDATE`, [claim.invoice_id])).rows[0] ?? null;
+  const d = decideClaimUpdate(claim, inv, u, { source, caseLevel });
+  const cp = d.claimPatch;
+  if (cp?.lastUpdate) {
+    await sql.query(
+      `UPDATE claims SET status = $2, resolution = $3, amount_collected = $4, arrangement = COALESCE($5, arrangement),
+         last_update_at = $6, last_update_seq = $7, updated_at = $8,
+         amount_update_at = CASE WHEN $9 THEN $6 ELSE amount_update_at END, amount_update_seq = CASE WHEN $9 THEN $7 ELSE amount_update_seq END
+       WHERE id = $1`,
+      [claim.id, cp.status, cp.resolution ?? null, cp.amountCollected, cp.arrangement ? JSON.stringify(cp.arrangement) : null, new Date(u.occurredAt), u.seq, now, cp.amountUpdate],
     );
-    history.push({ merchantId: claim.merchant_id, entity: 'invoice', entityId: claim.invoice_id, status: u.status, reason: u.reason ?? null, source, occurredAt: u.occurredAt, detail: { updateId: u.id, claimId: claim.id, amountCollected: u.amountCollected, arrangement: u.arrangement, note: u.note } });
+  } else if (cp) {
+    await sql.query(`UPDATE claims SET amount_collected = $2, amount_update_at = $3, amount_update_seq = $4 WHERE id = $1`, [claim.id, cp.amountCollected, new Date(u.occurredAt), u.seq]);
   }
-  // The money: what the agency collected, and any overlap with a PSP payment (owed back), also on
-  // an invoice settled another way (the row above left it alone).
-  if (inv && (!settledElsewhere || (amountIsNewer && u.amountCollected))) {
-    history.push(...(await keepInvoiceCollected(sql, inv, claim, collected, u, source, now, !settledElsewhere)));
+  const ip = d.invoicePatch;
+  if (ip && inv) {
+    const params: unknown[] = [inv.id];
+    const sets: string[] = [];
+    const set = (column: string, value: unknown) => {
+      params.push(value);
+      sets.push(`${column} = $${params.length}`);
+    };
+    if ('status' in ip) set('status', ip.status);
+    if ('resolution' in ip) set('resolution', ip.resolution);
+    if ('resolvedBy' in ip) set('resolved_by', ip.resolvedBy);
+    if (ip.arrangement) set('arrangement', JSON.stringify(ip.arrangement));
+    if ('amountCollected' in ip) set('amount_collected', ip.amountCollected);
+    if ('amountOwedBack' in ip) set('amount_owed_back', ip.amountOwedBack);
+    if (ip.lastUpdate) {
+      set('last_update_at', new Date(u.occurredAt));
+      set('last_update_seq', u.seq);
+    }
+    set('updated_at', now);
+    await sql.query(`UPDATE invoices SET ${sets.join(', ')} WHERE id = $1`, params);
   }
-  await addHistoryRows(sql, history, now);
-  return true;
+  if (d.owed && inv) {
+    // The sync log says it for the merchant (and the owed_back timeline row, below, is the webhook).
+    await recordExchanges(sql, [{
+      merchantId: inv.merchant_id, direction: 'in', party: source, operation: 'owed back', outcome: 'ok', customerId: inv.customer_id, invoiceId: inv.id,
+      caseId: claim.case_id, summary: `update ${u.id}: ${d.owed.summary}`, at: now,
+    }]);
+  }
+  await addHistoryRows(sql, d.history, now);
+  return d.applied;
 }
 
 export async function applyPartnerUpdate(ctx: HubContext, row: OutboxRow): Promise<void> {
