@@ -17,7 +17,9 @@
 import fc from 'fast-check';
 import { decidePaymentEvent, isNewerEvent, type InvoiceState, type LiveClaim, type PaymentDecision } from '../../src/ledger/payment-decision';
 import { decideCollection, owedBackOf } from '../../src/ledger/owed-back';
-import type { PaymentEvent } from '../../src/domain/types';
+import { AGENCY_STATUSES, type AgencyUpdate, type PaymentEvent } from '../../src/domain/types';
+import { decideClaimUpdate, isNewer, type ClaimState } from '../../src/ledger/agency-update-decision';
+import type { InvoiceRow } from '../../src/ledger/rows';
 
 const RUNS = Number(process.env.FC_RUNS ?? 300);
 const T0 = Date.parse('2026-03-02T10:00:00.000Z');
@@ -213,5 +215,55 @@ describe('regressions (found while building the property tests)', () => {
     const d = decidePaymentEvent({ invoice: m.invoice, liveClaim: null, echo: null }, paymentEvent(m, { kind: 'psp_paid', total: 1500, at: 1 }));
     expect(d.invoicePatch.amountOwedBack).toBeUndefined();
     expect(d.history.map((h) => h.status)).toEqual(['recovered']);
+  });
+});
+
+describe('the agency side, over random streams of updates for one claim', () => {
+  const update = fc.record({
+    status: fc.constantFrom(...AGENCY_STATUSES),
+    at: fc.integer({ min: 0, max: 20 }),
+    seq: fc.integer({ min: 1, max: 50 }),
+    collected: fc.option(fc.integer({ min: 0, max: 5000 }), { nil: undefined }),
+  });
+
+  it('an update older than the state it would replace (occurredAt, then seq) changes no status; an ended claim is never reopened; the applied stamp only moves forward', () => {
+    fc.assert(
+      fc.property(fc.array(update, { minLength: 1, maxLength: 30 }), (updates) => {
+        let claim: ClaimState = { id: 'clm_1', case_id: 'cse_1', invoice_id: 'inv_1', merchant_id: 'acme', status: 'submitted', resolution: null, amount_collected: 0, last_update_at: null, last_update_seq: null };
+        let invoice = { id: 'inv_1', merchant_id: 'acme', customer_id: 'cust_1', currency: 'EUR', status: 'submitted', resolution: null, amount_due: 5000, amount_paid: 0, amount_collected: 0, amount_owed_back: 0 } as unknown as InvoiceRow;
+        updates.forEach((x, i) => {
+          const u: AgencyUpdate = {
+            id: `upd_${i}`, seq: x.seq, caseId: 'AG-1', caseReference: 'cse_1', claimReference: 'clm_1', status: x.status,
+            occurredAt: new Date(T0 + x.at * MIN).toISOString(), ...(x.collected !== undefined ? { amountCollected: { value: x.collected, currency: 'EUR' } } : {}),
+          };
+          const before = claim;
+          const d = decideClaimUpdate(claim, invoice, u, { source: 'refagency' });
+          const newer = isNewer(u, { at: before.last_update_at, seq: before.last_update_seq });
+          const endedBefore = ['paid', 'withdrawn', 'uncollectible', 'closed'].includes(before.status);
+          expect(d.applied).toBe(newer && !(endedBefore && !['paid', 'withdrawn', 'uncollectible', 'closed'].includes(u.status)));
+          if (!d.applied) expect(d.claimPatch?.status).toBeUndefined();
+          // The SQL edge, on the plain rows.
+          if (d.claimPatch) {
+            claim = {
+              ...claim, amount_collected: d.claimPatch.amountCollected,
+              ...(d.claimPatch.lastUpdate ? { status: d.claimPatch.status!, resolution: d.claimPatch.resolution ?? null, last_update_at: new Date(u.occurredAt), last_update_seq: u.seq } : {}),
+              ...(d.claimPatch.amountUpdate ? { amount_update_at: u.occurredAt, amount_update_seq: u.seq } : {}),
+            };
+          }
+          if (d.invoicePatch) {
+            const ip = d.invoicePatch;
+            invoice = { ...invoice, ...(ip.status ? { status: ip.status } : {}), ...(ip.amountCollected !== undefined ? { amount_collected: ip.amountCollected } : {}) } as InvoiceRow;
+          }
+          if (before.last_update_at && claim.last_update_at) {
+            expect(isNewer({ occurredAt: new Date(claim.last_update_at).toISOString(), seq: Number(claim.last_update_seq) }, { at: before.last_update_at, seq: before.last_update_seq }) || claim.last_update_at === before.last_update_at).toBe(true);
+          }
+          // The invoice mirrors its claim up to the claim's first end (nothing settled it another way
+          // here). After that a second end (withdrawn, then closed) stays on the claim only: the
+          // model found this; the invoice keeps the first end, by the settled-elsewhere rule.
+          if (!endedBefore) expect(invoice.status).toBe(claim.status);
+        });
+      }),
+      { numRuns: RUNS },
+    );
   });
 });
