@@ -7,18 +7,22 @@
  * a stacked one too, sent with the agency's add-claim call.
  */
 import { startStack, type Stack } from '../support/stack';
-import { waitFor } from '../support/services';
+import { postgresAvailable, redisAvailable, waitFor } from '../support/services';
 import { stripeEvents } from '../../sim/psp/stripe-events';
 import { ManualClock, DAY_MS } from '../../src/domain/clock';
 
-describe('NL consumer: letter evidence, 14-day letter gate and WIK costs per claim (embedded mode)', () => {
+// Both backends: the claims' costs columns (migration 010) and the Wki window query run on PGlite and PostgreSQL.
+describe.each(['embedded', 'services'] as const)('NL consumer: letter evidence, 14-day letter gate and WIK costs per claim (%s mode)', (mode) => {
   let stack: Stack;
+  let available = true;
   // Friday 2 January 2026, 15:00 UTC: the first failure; acme's letter goes the same day.
   const T0 = Date.parse('2026-01-02T15:00:00Z');
   const clock = new ManualClock(T0);
   beforeAll(async () => {
-    stack = await startStack({ mode: 'embedded', countryRules: true, clock, sim: { stepMs: 60_000 }, policy: { acme: { dunningLetterAfterDays: 0 } } });
-  }, 30_000);
+    available = mode === 'embedded' || ((await postgresAvailable()) && (await redisAvailable()));
+    if (!available) return;
+    stack = await startStack({ mode, countryRules: true, clock, sim: { stepMs: 60_000 }, policy: { acme: { dunningLetterAfterDays: 0 } } });
+  }, 60_000);
   afterAll(() => stack?.stop());
 
   const fail = async (merchant: 'acme' | 'globex', invoice: string, customer: string, amount: number, at: number) => {
@@ -45,6 +49,7 @@ describe('NL consumer: letter evidence, 14-day letter gate and WIK costs per cla
     }, 15_000, 200, `${ref} at the agency`);
 
   it('waits for the debtor’s term, hands over with WIK costs on each claim, and a stacked claim carries its own', async () => {
+    if (!available) return;
     const first = await fail('acme', 'in_nlgate1', 'cus_nlgate1', 50000, T0);
     expect(first.case).toBeNull();
     // A second invoice of the same debtor fails a day later: its own letter, its own term.
@@ -80,6 +85,7 @@ describe('NL consumer: letter evidence, 14-day letter gate and WIK costs per cla
   }, 90_000);
 
   it('without letter evidence an NL consumer waits (no term the hub can see), and no statutory costs are charged', async () => {
+    if (!available) return;
     const t = Date.parse('2026-02-02T15:00:00Z');
     clock.set(new Date(t));
     await fail('globex', 'in_noletter1', 'cus_noletter1', 50000, t);
