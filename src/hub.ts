@@ -20,7 +20,8 @@ import { createMetrics } from './observability/metrics';
 import { loadAgencyMapping, loadPspMapping } from './mappings/load';
 import type { PspMapping } from './mappings/types';
 import { agencyConnectors } from '../connectors/registry';
-import { createHubSigner, generateHubKey } from './auth/hub-signer';
+import { createHubSigner, type HubKey, type HubKeyAlg } from './auth/hub-signer';
+import { keyEncryptionKey, loadHubKeys } from './auth/key-store';
 import { makeCommit, type HubContext, type PartnerRuntime, type MerchantSettings } from './context';
 import { createOutboxRunner, reconcileOnce, type OutboxRunner } from './outbox/runner';
 import { pullPartner } from './sync/partner-updates';
@@ -29,6 +30,7 @@ import { createHttpServer, createMetricsApp, DEFAULT_HTTP_SETTINGS } from './htt
 import { installDashboard } from './dashboard';
 import { notifyFromHistory } from './notify/scanner';
 import { COUNTRY_RULES_FILE, loadCountryRules } from './policy/country-rules';
+import { purgeExpired } from './privacy/retention';
 import { notifyLanes } from './notify/kinds';
 import { partnerLane } from './outbox/outbox';
 
@@ -60,16 +62,13 @@ export interface Hub {
   stop(): Promise<void>;
 }
 
-async function hubSigningKey(db: Database, config: HubConfig) {
-  const needs = config.partners.some((p) => ['RS256', 'ES256'].includes(p.config?.auth?.outbound?.alg));
-  if (config.hub.signingKey) return config.hub.signingKey;
-  if (!needs) return undefined;
-  const alg = config.partners.find((p) => ['RS256', 'ES256'].includes(p.config?.auth?.outbound?.alg))!.config.auth.outbound.alg as 'RS256' | 'ES256';
-  const existing = await db.query<{ kid: string; alg: 'RS256' | 'ES256'; private_pem: string }>(`SELECT kid, alg, private_pem FROM hub_keys WHERE alg = $1 ORDER BY created_at DESC LIMIT 1`, [alg]);
-  if (existing.rows[0]) return { kid: existing.rows[0].kid, alg: existing.rows[0].alg, privateKeyPem: existing.rows[0].private_pem };
-  const key = generateHubKey(alg);
-  await db.query(`INSERT INTO hub_keys (kid, alg, private_pem) VALUES ($1,$2,$3) ON CONFLICT DO NOTHING`, [key.kid, key.alg, key.privateKeyPem]);
-  return key;
+/** The hub's signing key and the previous ones still published: from the config, else from the database (src/auth/key-store.ts). */
+async function hubSigningKeys(db: Database, config: HubConfig, now: Date): Promise<{ key?: HubKey; previousKeys?: HubKey[] }> {
+  if (config.hub.signingKey) return { key: config.hub.signingKey, previousKeys: config.hub.previousSigningKeys };
+  const outbound = config.partners.find((p) => ['RS256', 'ES256'].includes(p.config?.auth?.outbound?.alg));
+  if (!outbound) return {};
+  const { current, previous } = await loadHubKeys(db, outbound.config.auth.outbound.alg as HubKeyAlg, now, keyEncryptionKey(config.hub.keyEncryptionKey));
+  return { key: current, previousKeys: previous };
 }
 
 export async function createHub(opts: HubOptions): Promise<Hub> {
@@ -97,7 +96,7 @@ export async function createHub(opts: HubOptions): Promise<Hub> {
     logger.warn(`role ${role} with the in-process queue: this process does all the work (set REDIS_URL to split roles)`);
   }
 
-  const signer = createHubSigner({ hubId: config.hub.id, key: await hubSigningKey(db, config) });
+  const signer = createHubSigner({ hubId: config.hub.id, ...(await hubSigningKeys(db, config, clock.now())) });
 
   const pspMappings = new Map<string, PspMapping>();
   const merchants = new Map<string, MerchantSettings>();
@@ -136,6 +135,18 @@ export async function createHub(opts: HubOptions): Promise<Hub> {
   }
 
   let runner: OutboxRunner | null = null;
+
+  /** One pass of the retention purge; a failure is logged and tried again at the next pass. */
+  async function purgeNow() {
+    try {
+      const purged = await db.tx((sql) => purgeExpired(sql, clock.now(), config.privacy));
+      if (purged.inboundEvents || purged.exchanges || purged.partnerUpdates) logger.info('retention purge', { ...purged, retentionDays: config.privacy.retentionDays });
+      return purged;
+    } catch (err) {
+      logger.warn('retention purge failed; will try again', { error: (err as Error).message });
+      return null;
+    }
+  }
 
   async function reconcileNow() {
     try {
@@ -187,6 +198,10 @@ export async function createHub(opts: HubOptions): Promise<Hub> {
       const reconcile = setInterval(() => void (stopping ? undefined : reconcileNow()), config.delivery.reconcileEverySeconds * 1000);
       reconcile.unref();
       timers.push(reconcile);
+      // Retention of personal data (src/privacy/retention.ts): a purge now and then, never in the way of the work.
+      const purge = setInterval(() => void (stopping ? undefined : purgeNow()), config.privacy.purgeEveryMinutes * 60_000);
+      purge.unref();
+      timers.push(purge);
       for (const p of partners.values()) {
         const every = p.settings.config.pull?.everySeconds;
         if (!every) continue;

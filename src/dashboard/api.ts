@@ -7,7 +7,7 @@
 import express, { type Router, type Request, type Response } from 'express';
 import type { HubContext } from '../context';
 import type { Sql } from '../store/db';
-import { requireMerchant } from '../http/merchant-auth';
+import { merchantAuthOptions, requireMerchant } from '../http/merchant-auth';
 import { HttpError } from '../http/errors';
 import { buildLeakageReport } from '../reports/leakage';
 import { minorToDecimal } from '../domain/money';
@@ -115,7 +115,7 @@ const LEAKAGE_COLUMNS = [
 
 export function dashboardApiRouter(ctx: HubContext): Router {
   const router = express.Router();
-  const auth = requireMerchant({ hubId: ctx.config.hub.id, secret: ctx.config.auth.merchantTokenSecret, merchantIds: new Set(ctx.merchants.keys()) });
+  const auth = requireMerchant(merchantAuthOptions(ctx));
 
   /**
    * The sync log as CSV, newest first, with the filters of `/v1/sync-log` (customer, invoice,

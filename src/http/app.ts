@@ -5,10 +5,11 @@ import { webhookRouter } from './webhooks';
 import { partnerEventsRouter } from './partner-events';
 import { merchantApiRouter } from './merchant-api';
 import { merchantActionsRouter } from './merchant-actions';
+import { privacyApiRouter } from './privacy-api';
 import { healthRouter } from './health';
 import { errorHandler, errorBody } from './errors';
 import { chargeOrThrow, createRateLimiters, limitBy, sourceAddress, type LimitRule } from './rate-limit';
-import { requireMerchant } from './merchant-auth';
+import { merchantAuthOptions, requireMerchant } from './merchant-auth';
 import { leakageBounds } from './report-bounds';
 import { createVerificationGuard, RejectedDeliveryLog } from '../ingest/verification-failures';
 import helmet from 'helmet';
@@ -97,13 +98,14 @@ export function createApp(ctx: HubContext, extra: ((app: Express) => void)[] = [
     }
     next();
   };
-  const merchantAuth = requireMerchant({ hubId: ctx.config.hub.id, secret: ctx.config.auth.merchantTokenSecret, merchantIds: new Set(ctx.merchants.keys()) });
+  const merchantAuth = requireMerchant(merchantAuthOptions(ctx));
   // The dashboard's exports and totals (dashboard/api.ts) under the same budget as the rest of the API,
   // and the leakage report bounded in period and rows before it is built (report-bounds.ts).
   app.use(['/v1/sync-log.csv', '/v1/case-totals'], merchantAuth, apiBudget);
   app.get(['/v1/reports/leakage', '/v1/reports/leakage.csv'], merchantAuth, apiBudget, leakageBounds(ctx));
   // Before the merchant API router, whose /v1/invoices middleware would count a request twice.
   app.use(merchantActionsRouter(ctx, { perMerchantLimit: apiBudget }));
+  app.use(privacyApiRouter(ctx, { perMerchantLimit: apiBudget }));
   app.use(merchantApiRouter(ctx, { perMerchantLimit: apiBudget }));
   for (const add of extra) add(app);
   app.use((req, res) => {

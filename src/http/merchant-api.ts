@@ -6,7 +6,7 @@ import express, { type Router, type Request, type RequestHandler } from 'express
 import type { HubContext } from '../context';
 import type { Sql } from '../store/db';
 import type { CaseRow, ClaimRow, CustomerRow, InvoiceRow } from '../ledger/rows';
-import { requireMerchant } from './merchant-auth';
+import { merchantAuthOptions, requireMerchant } from './merchant-auth';
 import { HttpError, notFound } from './errors';
 import { retryDeadRow } from '../outbox/outbox';
 import { buildLeakageReport } from '../reports/leakage';
@@ -244,7 +244,7 @@ export interface MerchantApiOptions {
 
 export function merchantApiRouter(ctx: HubContext, opts: MerchantApiOptions = {}): Router {
   const router = express.Router();
-  const auth = requireMerchant({ hubId: ctx.config.hub.id, secret: ctx.config.auth.merchantTokenSecret, merchantIds: new Set(ctx.merchants.keys()) });
+  const auth = requireMerchant(merchantAuthOptions(ctx));
   const noLimit: RequestHandler = (_req, _res, next) => next();
   router.use(['/v1/customers', '/v1/invoices', '/v1/cases', '/v1/sync-log', '/v1/deliveries', '/v1/reports', '/v1/me'], auth, opts.perMerchantLimit ?? noLimit);
 

@@ -7,6 +7,7 @@ import express, { type RequestHandler, type Router } from 'express';
 import type { HubContext } from '../context';
 import { PushRejection } from '../../connectors/agency/types';
 import { storePartnerUpdates } from '../sync/partner-updates';
+import { spendPushToken } from '../sync/push-replay';
 import { recordExchanges } from '../exchanges/exchange-log';
 import { HttpError, errorBody } from './errors';
 import { assertShallow, isJson, mediaType, storable } from './body-guard';
@@ -51,10 +52,12 @@ export function partnerEventsRouter(ctx: HubContext, opts: PartnerEventsRouterOp
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     assertShallow(body);
     let updates;
+    let token: { jti: string; expiresAt: Date } | undefined;
     try {
       updates = partner.client.verifyPush!(
         Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k.toLowerCase(), Array.isArray(v) ? v.join(',') : v])),
         body,
+        (t) => (token = t),
       );
     } catch (err) {
       if (!(err instanceof PushRejection)) throw err;
@@ -75,7 +78,19 @@ export function partnerEventsRouter(ctx: HubContext, opts: PartnerEventsRouterOp
     const now = ctx.clock.now();
     // NUL and lone surrogates are valid JSON but not storable in PostgreSQL (body-guard.ts).
     const storableUpdates = updates.map((u) => storable(u));
-    const r = await ctx.commit((sql, outbox) => storePartnerUpdates(sql, outbox, partnerId, storableUpdates, 'push', now));
+    // A token is good for one push (src/sync/push-replay.ts): spent in the same transaction as the updates.
+    const r = await ctx.commit(async (sql, outbox) => {
+      if (token && !(await spendPushToken(sql, partnerId, token, now))) return null;
+      return storePartnerUpdates(sql, outbox, partnerId, storableUpdates, 'push', now);
+    });
+    if (!r) {
+      const reason = 'token replayed: this jti was already used; sign a new token for every push';
+      ctx.metrics.partnerUpdates.inc({ partner: partnerId, via: 'push', outcome: 'rejected' });
+      ctx.logger.warn('partner push rejected', { partner: partnerId, status: 401, reason });
+      if (guard) guard.refused(req, { endpoint: 'push', merchantId: null, party: partnerId, operation: 'push', status: 401, reason });
+      res.status(401).json(errorBody('rejected', reason));
+      return;
+    }
     ctx.metrics.partnerUpdates.inc({ partner: partnerId, via: 'push', outcome: 'stored' }, r.fresh);
     res.status(200).json({ received: updates.length, new: r.fresh, duplicates: r.duplicates });
   });

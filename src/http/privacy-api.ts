@@ -11,7 +11,7 @@ import express, { type RequestHandler, type Router } from 'express';
 import type { HubContext } from '../context';
 import type { CustomerRow } from '../ledger/rows';
 import { eraseCustomer } from '../privacy/erasure';
-import { requireMerchant } from './merchant-auth';
+import { merchantAuthOptions, requireMerchant } from './merchant-auth';
 import { HttpError, errorBody, notFound } from './errors';
 
 export interface PrivacyApiOptions {
@@ -22,7 +22,7 @@ const MAX_REF_LENGTH = 256;
 
 export function privacyApiRouter(ctx: HubContext, opts: PrivacyApiOptions = {}): Router {
   const router = express.Router();
-  const auth = requireMerchant({ hubId: ctx.config.hub.id, secret: ctx.config.auth.merchantTokenSecret, merchantIds: new Set(ctx.merchants.keys()) });
+  const auth = requireMerchant(merchantAuthOptions(ctx));
   const noLimit: RequestHandler = (_req, _res, next) => next();
 
   router.post('/v1/customers/:ref/erase', auth, opts.perMerchantLimit ?? noLimit, async (req, res) => {
