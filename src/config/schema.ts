@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { DEBTOR_TYPES } from '../domain/types';
 import { secretSchema } from './secrets';
+import { RETENTION_DEFAULTS } from '../privacy/retention';
 
 const currency = z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code like EUR');
 export const moneySchema = z.object({ value: z.number().int().nonnegative(), currency });
@@ -115,6 +116,11 @@ export const merchantSchema = z.object({
   webhooks: merchantWebhooksSchema.optional(),
   /** PSP write-back of agency outcomes; absent: none. */
   writeBack: writeBackSchema.optional(),
+  /**
+   * Revokes every merchant token of this merchant issued (`iat`) before this time (ISO 8601), e.g.
+   * after a token leaked; the merchant's new tokens work at once (src/http/merchant-auth.ts).
+   */
+  tokensIssuedAfter: z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time, e.g. 2026-12-07T12:00:00Z' }).optional(),
 }).superRefine((m, ctx) => {
   // Write-back calls Stripe's API: without the merchant's key every write-back would dead-letter.
   const stripe = m.providers.stripe as { apiKey?: unknown } | null | undefined;
@@ -208,6 +214,16 @@ export const configSchema = z.object({
     maxBodyBytes: z.number().int().positive().default(256 * 1024),
     /** The hub's own key for RS256/ES256 calls to partners; generated and kept in the database when absent. */
     signingKey: signingKeySchema.optional(),
+    /** Keys replaced in a rotation of `signingKey`: still published in the JWKS, never used to sign; remove them after a day. */
+    previousSigningKeys: z.array(signingKeySchema).max(4).optional(),
+    /**
+     * Encrypts the hub's generated signing key in the database (src/auth/key-store.ts): 32 random
+     * bytes in base64 (`openssl rand -base64 32`), from the environment. Absent: the key is stored in clear.
+     */
+    keyEncryptionKey: z
+      .string()
+      .refine((v) => Buffer.from(v.replace(/-/g, '+').replace(/_/g, '/'), 'base64').length === 32, 'must be 32 random bytes in base64 (openssl rand -base64 32)')
+      .optional(),
     /** Server timeouts, connection cap and `trust proxy` (HTTP_DEFAULTS). */
     http: z
       .strictObject({
@@ -232,7 +248,14 @@ export const configSchema = z.object({
   auth: z.object({
     /** HS256 key of merchant tokens: at least 32 random bytes, never a placeholder or published value (./secrets.ts). */
     merchantTokenSecret: secretSchema('merchantToken'),
+    /** Earlier merchant-token secrets still accepted during a rotation (src/http/merchant-auth.ts); remove one to retire it. */
+    merchantTokenPreviousSecrets: z.array(secretSchema('merchantToken')).max(4, 'keep at most 4 previous secrets').default([]),
     merchantTokenTtlSeconds: z.number().int().positive().default(8 * 3600),
+    /** Tokens living longer than this (exp - iat) are refused at verification, whoever signed them. */
+    merchantTokenMaxLifetimeSeconds: z.number().int().positive().max(366 * 24 * 3600).default(7 * 24 * 3600),
+  }).refine((a) => a.merchantTokenTtlSeconds <= a.merchantTokenMaxLifetimeSeconds, {
+    path: ['merchantTokenTtlSeconds'],
+    message: 'must not exceed merchantTokenMaxLifetimeSeconds (tokens that long would be refused)',
   }),
   delivery: z
     .object({
@@ -290,6 +313,16 @@ export const configSchema = z.object({
       leakageMaxRows: z.number().int().min(1).max(1_000_000).default(REPORT_DEFAULTS.leakageMaxRows),
     })
     .default(REPORT_DEFAULTS),
+  /**
+   * Personal data kept small (src/privacy/retention.ts): raw PSP payloads, sync-log bodies and
+   * agency notes are purged of personal data after `retentionDays`; the accounting trail stays.
+   */
+  privacy: z
+    .strictObject({
+      retentionDays: z.number().int().min(1).max(3650).default(RETENTION_DEFAULTS.retentionDays),
+      purgeEveryMinutes: z.number().positive().max(24 * 60).default(RETENTION_DEFAULTS.purgeEveryMinutes),
+    })
+    .default(RETENTION_DEFAULTS),
   merchants: z.array(merchantSchema).min(1, 'at least one merchant is needed'),
   /** Partner blocks are validated by their connector's schema (connector: reference, …). */
   partners: z.array(z.object({ id: z.string().min(1), connector: z.string().min(1) }).loose()).min(1, 'at least one partner is needed'),
