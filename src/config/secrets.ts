@@ -228,6 +228,7 @@ export const CONNECTOR_SECRET_FIELDS: Readonly<Record<string, readonly SecretFie
   reference: [
     { path: ['auth', 'outbound', 'secret'], kind: 'hs256' },
     { path: ['auth', 'inbound', 'secret'], kind: 'hs256' },
+    { path: ['auth', 'inbound', 'previousSecrets'], kind: 'hs256' },
   ],
   riverty: [{ path: ['clientSecret'], kind: 'clientSecret' }],
 };

@@ -26,7 +26,7 @@ const alnum = () => crypto.randomBytes(24).toString('hex');
 function baseConfig() {
   return {
     hub: { id: 'collection-hub' },
-    auth: { merchantTokenSecret: testSecret('merchantToken') },
+    auth: { merchantTokenSecret: testSecret('merchantToken'), merchantTokenPreviousSecrets: [testSecret('merchantToken')] },
     merchants: [
       {
         id: 'acme',
@@ -43,7 +43,7 @@ function baseConfig() {
       },
     ],
     partners: [
-      { id: 'refagency', connector: 'reference', baseUrl: 'http://127.0.0.1:4010', auth: { outbound: { alg: 'HS256', secret: testSecret() }, inbound: { alg: 'HS256', secret: testSecret() } } },
+      { id: 'refagency', connector: 'reference', baseUrl: 'http://127.0.0.1:4010', auth: { outbound: { alg: 'HS256', secret: testSecret() }, inbound: { alg: 'HS256', secret: testSecret(), previousSecrets: [testSecret()] } } },
       { id: 'riverty', connector: 'riverty', baseUrl: 'http://127.0.0.1:4011', clientId: 'collection-hub', clientSecret: testSecret('clientSecret') },
     ],
   };
@@ -52,8 +52,10 @@ function baseConfig() {
 /** Every secret a config holds: where it is, and which rules apply to it. */
 const SLOTS: { path: (string | number)[]; kind: SecretKind; optional?: boolean }[] = [
   { path: ['auth', 'merchantTokenSecret'], kind: 'merchantToken' },
+  { path: ['auth', 'merchantTokenPreviousSecrets', 0], kind: 'merchantToken', optional: true },
   { path: ['partners', 0, 'auth', 'outbound', 'secret'], kind: 'hs256' },
   { path: ['partners', 0, 'auth', 'inbound', 'secret'], kind: 'hs256' },
+  { path: ['partners', 0, 'auth', 'inbound', 'previousSecrets', 0], kind: 'hs256', optional: true },
   { path: ['partners', 1, 'clientSecret'], kind: 'clientSecret' },
   { path: ['merchants', 0, 'providers', 'stripe', 'webhookSecret'], kind: 'stripeWebhook' },
   { path: ['merchants', 0, 'providers', 'stripe', 'apiKey'], kind: 'apiKey', optional: true },
