@@ -35,6 +35,7 @@ import type { Sql } from '../store/db';
 import type { CaseRow, ClaimRow, InvoiceRow } from '../ledger/rows';
 import { addHistory } from '../ledger/history';
 import { withdrawClaim } from '../ledger/payment-ledger';
+import { refreshCaseStatus } from '../ledger/case-status';
 import { partnerLane } from '../outbox/outbox';
 import { recordExchanges } from '../exchanges/exchange-log';
 import { outboxKind } from '../notify/kinds';
@@ -153,6 +154,8 @@ async function act(ctx: HubContext, merchantId: string, ref: string, action: Mer
       await addHistory(sql, { merchantId, entity: 'claim', entityId: claim.id, status: claimTo, reason, source: 'merchant', occurredAt: now, detail: detail(claim.status) }, now);
       await sql.query(`UPDATE invoices SET status = $2, updated_at = $3 WHERE id = $1`, [inv.id, invoiceTo, now]);
       await addHistory(sql, { merchantId, entity: 'invoice', entityId: inv.id, status: invoiceTo, reason, source: 'merchant', occurredAt: now, detail: { ...detail(inv.status), claimId: claim.id, caseId: kase.id } }, now);
+      // The case follows its claims (src/ledger/case-status.ts): on hold once every live claim is, and back.
+      await refreshCaseStatus(sql, kase.id, now, 'merchant');
       await outbox.add({
         kind: outboxKind(action === 'hold' ? 'agency.hold' : 'agency.resume'),
         lane: partnerLane(kase.partner_id),

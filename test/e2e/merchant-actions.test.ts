@@ -124,11 +124,12 @@ describe('merchant actions on an invoice (embedded mode, router served beside th
     const { ref, inv } = await handedOver(stack);
     const held = await post(ref, 'hold', { reason: 'customer disputes the amount; checking' });
     expect(held.status).toBe(202);
-    expect(held.body).toMatchObject({ status: 'on_hold', invoice: { status: 'on_hold', claim: { status: 'on_hold' } } });
+    // The case follows its only claim (src/ledger/case-status.ts).
+    expect(held.body).toMatchObject({ status: 'on_hold', invoice: { status: 'on_hold', claim: { status: 'on_hold' }, case: { status: 'on_hold' } } });
     expect((await post(ref, 'hold', { reason: 'again' })).body.error.code).toBe('already_on_hold');
     const resumed = await post(ref, 'resume', { reason: 'amount confirmed' });
     expect(resumed.status).toBe(202);
-    expect(resumed.body).toMatchObject({ status: 'in_collection', invoice: { status: 'in_collection', claim: { status: 'in_collection' } } });
+    expect(resumed.body).toMatchObject({ status: 'in_collection', invoice: { status: 'in_collection', claim: { status: 'in_collection' }, case: { status: 'in_collection' } } });
     const rows = (await stack.hub.ctx.db.query(`SELECT kind, lane, idempotency_key, payload FROM outbox WHERE invoice_id = $1 AND kind IN ('agency.hold', 'agency.resume') ORDER BY id`, [inv.id])).rows;
     expect(rows).toEqual([
       { kind: 'agency.hold', lane: 'partner.refagency', idempotency_key: `hold-${inv.claim.id}-1`, payload: { caseId: inv.case.id, claimId: inv.claim.id, reason: 'customer disputes the amount; checking' } },
