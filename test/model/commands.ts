@@ -161,7 +161,7 @@ class Void implements AsyncCommand<Model, Real> {
 
 // ---- time -----------------------------------------------------------------------------------------
 
-class Advance implements AsyncCommand<Model, Real> {
+export class Advance implements AsyncCommand<Model, Real> {
   constructor(readonly hours: number) {}
   check = () => true;
   async run(_m: Model, r: Real) {
