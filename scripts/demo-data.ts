@@ -8,12 +8,14 @@
  *  - pays_on_time          every payment succeeds at the first attempt
  *  - retries_recover       a payment fails, then succeeds: Stripe's and GoCardless's own retries
  *                          (the failure says the PSP will retry); for Mollie the customer settles the
- *                          failed payment, for Adyen the merchant's retry (a new pspReference on the
- *                          same merchantReference) is authorised — both inside the hand-over period
+ *                          invoice through a new payment (a failed Mollie payment is final), for
+ *                          Adyen the merchant's retry (a new pspReference on the same
+ *                          merchantReference) is authorised — both inside the hand-over period
  *  - final_failure         from some cycle on, a payment fails for good: card declines, Adyen refusal
  *                          reasons, SEPA return codes (AM04, MD01, AC04 …); later payments fail too,
  *                          or the subscription ends
- *  - pays_after_handover   a final failure, then the customer pays through the PSP weeks later
+ *  - pays_after_handover   a final failure, then the customer pays through the PSP weeks later (at
+ *                          Mollie through a new payment carrying the invoice's metadata)
  *  - marked_uncollectible  (Stripe) retries, then the merchant's dunning settings mark the invoice uncollectible
  *  - disputes              pays, then disputes one payment with the bank (Stripe dispute, Mollie and
  *                          Adyen chargeback, GoCardless charged_back)
@@ -251,6 +253,13 @@ function stripeId(prng: Prng, prefix: string, length: number): string {
 /** GoCardless ids: a two-letter prefix and 12 upper-case alphanumerics (`PM01…`, `MD…`, `CU…`, `EV…`). */
 function gocardlessRef(prng: Prng, prefix: 'PM' | 'MD' | 'CU' | 'EV' | 'SB' | 'PO' | 'WB'): string {
   return `${prefix}${randomString(prng, 12, UPPER_ALPHABET)}`;
+}
+
+/** 32-bit FNV-1a of a text: the seed of a stream of its own, derived from an id. */
+function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
+  return h >>> 0;
 }
 
 function digits(prng: Prng, n: number): string {
@@ -666,9 +675,35 @@ function mollieHistory(g: Gen, customer: DemoCustomer, emit: (e: EventDraft<Moll
       p.details = { ...p.details, cardNumber: cardLast4, cardHolder: customer.name };
       return p;
     };
+    /**
+     * How the customer settles the cycle's invoice after its payment failed. A failed Mollie
+     * payment is final — it never turns paid (Mollie's status docs: failed, expired, canceled and
+     * paid are definitive) — so the customer pays through a new one-off iDEAL payment (a payment
+     * link) that carries the invoice's metadata, which the hub links to the open invoice. Its id
+     * comes from a stream of its own (seeded by the first payment's id), so the rest of the data is
+     * the same as before re-payments were modelled.
+     */
+    const repayment = (statusAt: number): Json => {
+      const ownPrng = mulberry32(fnv1a(`${paymentId}:repayment`));
+      const p = molliePayments.ideal({
+        id: stripeId(ownPrng, 'tr', 10),
+        status: 'paid',
+        value: decimal(customer.amount),
+        currency: 'EUR',
+        customerId: customer.id,
+        description: `Invoice ${number}`,
+        metadata: { invoiceId: number },
+        createdAt: mollieTime(statusAt - HOUR),
+        statusAt: mollieTime(statusAt),
+        locale,
+      });
+      p.details = { consumerName: customer.name, consumerAccount: iban, consumerBic: customer.country === 'NL' ? `${iban.slice(4, 8)}NL2A` : 'GEBABEBB' };
+      return p;
+    };
+    // `invoice` stays the first payment's id: the invoice the hub opened for it, which a re-payment pays.
     const send = (p: Json, at: number, chargebacks: Json[] = []) => {
       const type = chargebacks.length > 0 ? 'payment.chargeback' : `payment.${p.status}`;
-      const key = chargebacks.length > 0 ? `${paymentId}:chargeback:${chargebacks[chargebacks.length - 1].id}` : `${paymentId}:${p.status}`;
+      const key = chargebacks.length > 0 ? `${p.id}:chargeback:${chargebacks[chargebacks.length - 1].id}` : `${p.id}:${p.status}`;
       emit({ psp: 'mollie', at, type, key, invoice: paymentId, payment: p, mollieCustomer: customerObject, chargebacks, ...(p.status === 'failed' ? { finalFailure: true } : {}) });
     };
     // A SEPA debit is collected the day after the renewal and returned by the bank a few days later;
@@ -684,10 +719,10 @@ function mollieHistory(g: Gen, customer: DemoCustomer, emit: (e: EventDraft<Moll
           break;
         }
         // Failed (Mollie does not retry by itself), then settled by the customer a few days later,
-        // inside the hand-over period: Mollie reports the new status behind the same id.
+        // inside the hand-over period, through a new payment for the same invoice.
         send(payment('failed', failedAt, 'AM04'), failedAt);
         const settledAt = failedAt + (2 + prng.int(2)) * DAY + prng.int(6) * HOUR;
-        send(payment('paid', settledAt), settledAt);
+        send(repayment(settledAt), settledAt);
         break;
       }
       case 'final_failure':
@@ -700,7 +735,7 @@ function mollieHistory(g: Gen, customer: DemoCustomer, emit: (e: EventDraft<Moll
         send(payment('failed', failedAt, code), failedAt);
         if (story === 'pays_after_handover') {
           const settledAt = failedAt + (18 + prng.int(6)) * DAY;
-          send(payment('paid', settledAt), settledAt);
+          send(repayment(settledAt), settledAt);
         }
         // No mandate or a closed account ends the subscription; a lack of funds may recur.
         if (story === 'pays_after_handover' || code !== 'AM04' || !s.keepsFailing) ended = true;

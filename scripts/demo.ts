@@ -463,8 +463,10 @@ async function main(): Promise<void> {
   };
 
   // The PSP APIs the hub reads from (Mollie's payments, GoCardless's payments, mandates and
-  // customers), on free loopback ports; they accept only the merchant's own credentials.
-  const mollie = createFakeMollie({ apiKey: secrets.mollieApiKey });
+  // customers), on free loopback ports; they accept only the merchant's own credentials. The fake
+  // Mollie keeps Mollie's lifecycle (a failed, expired, canceled or paid payment never changes
+  // status), so the demo data cannot turn a failed payment paid behind the same id.
+  const mollie = createFakeMollie({ apiKey: secrets.mollieApiKey, strictLifecycle: true });
   const gocardless = createFakeGoCardless({ accessToken: secrets.gocardless.accessToken });
   const { apiBase: mollieApiBase } = await mollie.start();
   const { url: gocardlessUrl } = await gocardless.start();

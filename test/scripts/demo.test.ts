@@ -243,10 +243,26 @@ describe('the demo data (scripts/demo-data.ts)', () => {
     it('is what the Mollie connector reads from the payments the fake serves: every fact of a customer payment, in the right kind', () => {
       expect(new Set(canonical.map(({ ev }) => ev.kind))).toEqual(new Set(['payment_succeeded', 'payment_failed', 'chargeback']));
       for (const { e, ev } of canonical) {
-        expect(ev).toMatchObject({ provider: 'mollie', invoice: { ref: e.invoice, amountDue: { value: amountOf(e), currency: 'EUR' }, number: expect.stringMatching(/^ACME-/) } });
+        // The connector names the invoice by the payment; `e.invoice` is the invoice it pays (a re-payment's is the first payment's).
+        expect(ev).toMatchObject({ provider: 'mollie', invoice: { ref: e.payment.id, amountDue: { value: amountOf(e), currency: 'EUR' }, number: expect.stringMatching(/^ACME-/) } });
         expect(ev.customer).toMatchObject({ ref: e.customer, name: e.customerName, email: expect.stringContaining('@example.nl') });
         expect(ev.factKey).toBe(e.key);
         expect(Date.parse(ev.occurredAt) / 1000).toBe(e.at);
+      }
+    });
+
+    it('keeps Mollie\u2019s lifecycle: a failed payment stays failed; the customer pays through a new payment with the invoice\u2019s metadata', () => {
+      // Mollie: failed, expired, canceled and paid are definitive (a paid payment may still be charged back).
+      const statuses = new Map<string, string[]>();
+      for (const { e } of canonical) statuses.set(e.payment.id, [...(statuses.get(e.payment.id) ?? []), e.payment.status]);
+      for (const [id, seen] of statuses) expect({ id, statuses: [...new Set(seen)] }).toEqual({ id, statuses: [seen[0]] });
+      const repaid = canonical.filter(({ e, ev }) => ev.kind === 'payment_succeeded' && e.payment.id !== e.invoice);
+      expect(new Set(repaid.map(({ e }) => e.story))).toEqual(new Set(['retries_recover', 'pays_after_handover']));
+      for (const { e, ev } of repaid) {
+        const failed = canonical.find(({ e: x }) => x.payment.id === e.invoice && x.payment.status === 'failed')!;
+        expect(failed.e.at).toBeLessThan(e.at);
+        expect(e.payment).toMatchObject({ method: 'ideal', sequenceType: 'oneoff', customerId: failed.e.payment.customerId, metadata: failed.e.payment.metadata, amount: failed.e.payment.amount });
+        expect(ev.invoice?.number).toBe(failed.ev.invoice?.number);
       }
     });
 
