@@ -111,6 +111,8 @@ const SYNC_LOG_COLUMNS = ['id', 'at', 'direction', 'party', 'operation', 'outcom
 const LEAKAGE_COLUMNS = [
   'invoice_id', 'invoice_ref', 'provider', 'number', 'customer_id', 'bucket', 'unexplained', 'why', 'status', 'resolution',
   'amount_due', 'currency', 'failure_reason', 'first_failed_at', 'handover_due_at', 'case_id',
+  // Until when the invoice waits in its category (the gate, the merchant's hold, the hand-over date).
+  'until',
 ];
 
 export function dashboardApiRouter(ctx: HubContext): Router {
@@ -187,7 +189,7 @@ export function dashboardApiRouter(ctx: HubContext): Router {
     for (const i of report.items) {
       out += csvLine([
         i.invoiceId, i.ref, i.provider, i.number, i.customerId, i.bucket, i.bucket === 'unexplained' ? 'yes' : 'no', i.why ?? null, i.status, i.resolution,
-        minorToDecimal(i.amountDue.value, i.amountDue.currency), i.amountDue.currency, i.failureReason, i.firstFailedAt, i.handoverDueAt, i.caseId,
+        minorToDecimal(i.amountDue.value, i.amountDue.currency), i.amountDue.currency, i.failureReason, i.firstFailedAt, i.handoverDueAt, i.caseId, i.until,
       ]);
     }
     res.end(out);

@@ -186,7 +186,7 @@ describe('dashboard routes (embedded mode)', () => {
   it('exports the leakage report: one row per failed payment with its bucket, amounts in decimals', async () => {
     const { r, header, objects } = await csv('/v1/reports/leakage.csv');
     expect(r.headers.get('content-disposition')).toMatch(/^attachment; filename="leakage-acme-.*\.csv"$/);
-    expect(header).toEqual(['invoice_id', 'invoice_ref', 'provider', 'number', 'customer_id', 'bucket', 'unexplained', 'why', 'status', 'resolution', 'amount_due', 'currency', 'failure_reason', 'first_failed_at', 'handover_due_at', 'case_id']);
+    expect(header).toEqual(['invoice_id', 'invoice_ref', 'provider', 'number', 'customer_id', 'bucket', 'unexplained', 'why', 'status', 'resolution', 'amount_due', 'currency', 'failure_reason', 'first_failed_at', 'handover_due_at', 'case_id', 'until']);
     const report = (await stack.get('/v1/reports/leakage')).body;
     expect(objects.map((o) => o.invoice_id)).toEqual(report.items.map((i: any) => i.invoiceId));
     const by = Object.fromEntries(objects.map((o) => [o.invoice_ref, o]));
