@@ -47,7 +47,10 @@ export function deriveCaseStatus(claims: ClaimFacts[]): DerivedCaseStatus | null
     if (all('uncollectible')) return { status: 'uncollectible', resolution: claims[0].resolution ?? 'written_off', ended: true };
     return { status: 'closed', resolution: null, ended: true };
   }
-  const moneyIn = claims.some((c) => c.status === 'paid' || c.status === 'partially_paid' || Number(c.amount_collected ?? 0) > 0);
+  // Money in on one claim while another is still live; a lone claim keeps its own status (a single
+  // claim under an arrangement with instalments paid is `arrangement`, as the agency says).
+  const paidSome = (c: ClaimFacts) => c.status === 'paid' || c.status === 'partially_paid' || Number(c.amount_collected ?? 0) > 0;
+  const moneyIn = claims.some((c) => c.status === 'partially_paid' || (paidSome(c) && live.some((other) => other !== c)));
   if (moneyIn) return { status: 'partially_paid', resolution: null, ended: false };
   for (const p of PAUSED) if (live.every((c) => c.status === p)) return { status: p, resolution: null, ended: false };
   const moving = live.filter((c) => !PAUSED.includes(c.status));

@@ -23,6 +23,9 @@ describe('case status from its claims', () => {
     expect(deriveCaseStatus([claim('paid', { resolution: 'paid_in_full', amount_collected: 1000 }), claim('in_collection')])).toMatchObject({ status: 'partially_paid', resolution: null, ended: false });
     expect(deriveCaseStatus([claim('partially_paid', { amount_collected: 300 }), claim('submitted')])).toMatchObject({ status: 'partially_paid' });
     expect(deriveCaseStatus([claim('arrangement', { amount_collected: 300 }), claim('arrangement')])).toMatchObject({ status: 'partially_paid' });
+    // A lone claim keeps its own status: an arrangement with instalments paid is still an arrangement.
+    expect(deriveCaseStatus([claim('arrangement', { amount_collected: 300 })])).toMatchObject({ status: 'arrangement' });
+    expect(deriveCaseStatus([claim('partially_paid', { amount_collected: 300 })])).toMatchObject({ status: 'partially_paid' });
   });
 
   it('paused claims: the case is on hold or disputed only when every live claim is; else the others lead', () => {
