@@ -107,7 +107,7 @@ describe('a hub with the default HTTP settings', () => {
   beforeAll(async () => {
     stack = await startSecureStack({
       mode: 'embedded',
-      rateLimits: { apiPerSecondPerMerchant: 0.01, apiBurst: 3 },
+      rateLimits: { apiPerSecondPerMerchant: 0.01, apiBurst: 4 },
       configure: (c) => {
         c.reports = { leakageMaxPeriodDays: 366, leakageMaxRows: 1 };
       },
@@ -138,8 +138,9 @@ describe('a hub with the default HTTP settings', () => {
 
   it('the CSV export and case totals are charged to the merchant’s API budget', async () => {
     const statuses = [];
+    // globex's burst of 4 is spent by these alone: two exports and two totals, then a 429.
     for (const path of ['/v1/case-totals', '/v1/sync-log.csv', '/v1/case-totals', '/v1/sync-log.csv', '/v1/case-totals']) statuses.push((await api(path, 'globex', '127.0.0.73')).status);
-    expect(statuses).toEqual([200, 200, 200, 429, 429]);
+    expect(statuses).toEqual([200, 200, 200, 200, 429]);
   });
 
   it('the leakage report is bounded: a period over the maximum, or more rows than the cap, is a 400 that says so', async () => {

@@ -171,9 +171,10 @@ describe.each<Mode>(MODES)('rate limits over HTTP (%s mode)', (mode) => {
 
   maybe('agency pushes: per partner, 429 + Retry-After, nothing stored', async () => {
     const from = '127.0.0.13';
-    const token = jwt.sign({}, SECRETS.agencyToHub, { algorithm: 'HS256', issuer: 'refagency', audience: HUB_ID, expiresIn: 60, jwtid: randomUUID() });
     const push = (id: string) => {
       figures.sent++;
+      // A token is good for one push (its jti is spent), so each push signs its own.
+      const token = jwt.sign({}, SECRETS.agencyToHub, { algorithm: 'HS256', issuer: 'refagency', audience: HUB_ID, expiresIn: 60, jwtid: randomUUID() });
       const body = JSON.stringify({ events: [{ id, seq: 1, caseId: 'case_rl', caseReference: 'cse_rl', claimReference: null, status: 'paid', occurredAt: new Date().toISOString() }] });
       return send(`${stack.hubUrl}/v1/partners/refagency/events`, { localAddress: from, body, headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` } });
     };
