@@ -8,7 +8,8 @@
  *  1. every claim has ended → `paid` (paid_to_merchant when every claim was, else paid_in_full),
  *     `withdrawn`, `uncollectible` when all ended that way, else `closed`;
  *  2. money came in on some claim (a claim `paid`, `partially_paid`, or with an amount collected)
- *     while others are still live → `partially_paid`;
+ *     while others are still live → `partially_paid` — unless every live claim is under an
+ *     arrangement (instalments are how it pays): then `arrangement`. A lone claim keeps its status;
  *  3. every live claim paused the same way → `on_hold` or `disputed`;
  *  4. otherwise the least-advanced live claim that is not paused: `submitted` < `in_collection` <
  *     `arrangement` (the case is as far as the claim furthest behind).
@@ -50,7 +51,9 @@ export function deriveCaseStatus(claims: ClaimFacts[]): DerivedCaseStatus | null
   // Money in on one claim while another is still live; a lone claim keeps its own status (a single
   // claim under an arrangement with instalments paid is `arrangement`, as the agency says).
   const paidSome = (c: ClaimFacts) => c.status === 'paid' || c.status === 'partially_paid' || Number(c.amount_collected ?? 0) > 0;
-  const moneyIn = claims.some((c) => c.status === 'partially_paid' || (paidSome(c) && live.some((other) => other !== c)));
+  // Instalments are how an arrangement pays: while every live claim is under one, the case is an arrangement.
+  const allArranged = live.every((c) => c.status === 'arrangement');
+  const moneyIn = !allArranged && claims.some((c) => c.status === 'partially_paid' || (paidSome(c) && live.some((other) => other !== c)));
   if (moneyIn) return { status: 'partially_paid', resolution: null, ended: false };
   for (const p of PAUSED) if (live.every((c) => c.status === p)) return { status: p, resolution: null, ended: false };
   const moving = live.filter((c) => !PAUSED.includes(c.status));

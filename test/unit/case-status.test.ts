@@ -22,7 +22,10 @@ describe('case status from its claims', () => {
   it('money in on some claim while others are live: partially_paid', () => {
     expect(deriveCaseStatus([claim('paid', { resolution: 'paid_in_full', amount_collected: 1000 }), claim('in_collection')])).toMatchObject({ status: 'partially_paid', resolution: null, ended: false });
     expect(deriveCaseStatus([claim('partially_paid', { amount_collected: 300 }), claim('submitted')])).toMatchObject({ status: 'partially_paid' });
-    expect(deriveCaseStatus([claim('arrangement', { amount_collected: 300 }), claim('arrangement')])).toMatchObject({ status: 'partially_paid' });
+    // Instalments are how an arrangement pays: every live claim under one keeps the case an arrangement.
+    expect(deriveCaseStatus([claim('arrangement', { amount_collected: 300 }), claim('arrangement')])).toMatchObject({ status: 'arrangement' });
+    expect(deriveCaseStatus([claim('arrangement', { amount_collected: 300 }), claim('in_collection')])).toMatchObject({ status: 'partially_paid' });
+    expect(deriveCaseStatus([claim('paid', { resolution: 'paid_in_full', amount_collected: 500 }), claim('arrangement', { amount_collected: 100 })])).toMatchObject({ status: 'arrangement' });
     // A lone claim keeps its own status: an arrangement with instalments paid is still an arrangement.
     expect(deriveCaseStatus([claim('arrangement', { amount_collected: 300 })])).toMatchObject({ status: 'arrangement' });
     expect(deriveCaseStatus([claim('partially_paid', { amount_collected: 300 })])).toMatchObject({ status: 'partially_paid' });
