@@ -180,7 +180,12 @@ export async function applyPartnerUpdate(ctx: HubContext, row: OutboxRow): Promi
       await addHistory(sql, { merchantId: kase.merchant_id, entity: 'case', entityId: kase.id, status: u.status, reason: u.reason ?? null, source: partnerId, occurredAt: u.occurredAt, detail: { updateId: u.id, seq: u.seq, note: u.note } }, now);
       // A case-wide status holds for every claim still open whose own news is older.
       const claims = (await sql.query<ClaimRow>(`SELECT * FROM claims WHERE case_id = $1 AND status NOT IN ('paid','withdrawn','uncollectible','closed') FOR UPDATE`, [kase.id])).rows;
-      for (const c of claims) await applyToClaim(sql, c, u, partnerId, now, true);
+      // On a case of one claim the case's amount is that claim's: applied as the claim's own, so an
+      // update that overtakes the claim-level one (two workers) never shows the invoice paid with
+      // nothing collected (seen in services mode: test/e2e/stripe-to-agency.test.ts).
+      const sole = claims.length === 1 && !!u.amountCollected &&
+        Number((await sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM claims WHERE case_id = $1`, [kase.id])).rows[0].n) === 1;
+      for (const c of claims) await applyToClaim(sql, c, u, partnerId, now, !sole);
     }
     await sql.query(`UPDATE partner_updates SET status = $2, applied_at = $3 WHERE id = $1`, [id, applied ? 'applied' : 'stale', now]);
     if (!applied) {

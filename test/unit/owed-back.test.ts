@@ -220,6 +220,17 @@ describe('the agency reports a collection after the PSP payment', () => {
   });
 });
 
+describe('a case-level update on a case of one claim', () => {
+  it('carries that claim\'s amount: applied before the claim-level one, the invoice is never paid with nothing collected', async () => {
+    const r = refs();
+    const { inv, claim } = await handedOver(r);
+    // The agency's final case-level update overtakes its claim-level one (two workers, services mode).
+    expect(await agencyUpdate(claim, r, { claimReference: null, status: 'paid', reason: 'paid_in_full', amountCollected: eur(4900), occurredAt: after(20).toISOString() })).toBe('applied');
+    expect(await invoiceOf(r)).toMatchObject({ status: 'paid', resolution: 'paid_in_full', collected: 4900 });
+    expect(Number((await claimOf(inv.id)).amount_collected)).toBe(4900);
+  });
+});
+
 describe('the merchant hears of it', () => {
   it('an owed_back row of an invoice is an invoice.owed_back webhook event', () => {
     expect(eventTypeOf({ entity: 'invoice', status: 'owed_back' })).toBe('invoice.owed_back');
