@@ -156,6 +156,7 @@ function caseView(c: CaseRow, claims: ClaimRow[]) {
   return {
     id: c.id,
     customerId: c.customer_id,
+    debtorId: c.debtor_id,
     partner: c.partner_id,
     partnerRef: c.partner_ref,
     status: c.status,
@@ -292,7 +293,8 @@ export function merchantApiRouter(ctx: HubContext, opts: MerchantApiOptions = {}
     if (customer) {
       const c = await findCustomer(ctx.db, merchantId, customer);
       if (!c) return void res.json({ data: [], next: null });
-      add('customer_id', c.id);
+      // The debtor's cases: the same person's at every PSP (issue 12, hole 3).
+      add('debtor_id', c.debtor_id);
     }
     const limit = limitOf(req);
     const cursor = q(req, 'cursor');

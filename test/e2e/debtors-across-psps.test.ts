@@ -112,7 +112,12 @@ describe.each<Mode>(['embedded', 'services'])('one debtor at Stripe and Mollie (
       expect(view.body.debtor.identities.map((i: { provider: string; ref: string }) => `${i.provider}:${i.ref}`).sort()).toEqual([`mollie:${mollieCustomerId}`, `stripe:${stripeCustomer}`]);
       expect(view.body.cases.map((c: { id: string }) => c.id)).toEqual([mollieInv.case.id]);
       expect(view.body.invoices.map((i: { ref: string }) => i.ref).sort()).toEqual([molliePayment, stripeInvoice].sort());
+      // The case list filtered by either PSP customer is the debtor's.
+      const cases = await stack.get(`/v1/cases?customer=${ref}`);
+      expect(cases.body.data.map((k: { id: string; debtorId: string }) => [k.id, k.debtorId])).toEqual([[mollieInv.case.id, view.body.debtor.id]]);
     }
+    // The merchant's own customer id finds the debtor too.
+    expect((await stack.get(`/v1/customers/${merchantRef}`)).body.debtor.identities).toHaveLength(2);
 
     // A later unpaid invoice of the same person at Stripe stacks onto the open case as a claim.
     const later = await failAtStripe(stripeCustomer, merchantRef, 1000);
