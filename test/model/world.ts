@@ -61,7 +61,7 @@ export interface World {
   stop(): Promise<void>;
 }
 
-export async function startWorld(): Promise<World> {
+export async function startWorld(opts: { delivery?: { maxAttempts?: number } } = {}): Promise<World> {
   const clock = new ManualClock(Date.parse('2026-03-02T09:00:00Z'));
   const mollie = createFakeMollie();
   const { apiBase } = await mollie.start();
@@ -80,7 +80,7 @@ export async function startWorld(): Promise<World> {
     push: false,
     // The agency never moves a case by itself: every agency update is a command of the history.
     sim: { stepMs: 0, scenarioMix: 'manual:1' },
-    delivery: { maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 200, reconcileEverySeconds: 1 },
+    delivery: { maxAttempts: 3, baseDelayMs: 50, maxDelayMs: 200, reconcileEverySeconds: 1, ...opts.delivery },
     acmeProviders: [
       `      adyen:`,
       `        hmacKeys: ${ADYEN_HMAC}`,

@@ -1,0 +1,80 @@
+/**
+ * Counter-examples the money model test (./money-invariants.test.ts) found while it was built,
+ * shrunk and written down as plain tests against the same real hub (./world.ts). Each names the
+ * invariant it broke and the shrunk history it came from.
+ */
+import { startWorld, pspFail, pspPay, pspDispute, advance, settle, type World, type PspInvoice, DAY_MS } from './world';
+
+let w: World;
+let n = 0;
+const invoice = (provider: PspInvoice['provider'], amount = 4900): PspInvoice => {
+  n++;
+  const tag = `reg${Date.now().toString(36)}n${n}`;
+  const ref = provider === 'stripe' ? `in_${tag}` : `INV-${tag}`;
+  const customerRef = provider === 'stripe' ? `cus_${tag}` : provider === 'mollie' ? `cst_${tag}` : provider === 'gocardless' ? `CU${tag}`.toUpperCase() : `shopper-${tag}`;
+  return { provider, ref, customerRef, debtorRef: `debtor-${tag}`, amount, paymentRefs: [] };
+};
+
+beforeAll(async () => {
+  w = await startWorld({ delivery: { maxAttempts: Number(process.env.REG_MAX_ATTEMPTS ?? 3) } });
+}, 120_000);
+
+afterAll(async () => {
+  await w?.stop();
+});
+
+beforeEach(() => {
+  w.clock.set('2025-01-06T09:00:00Z');
+  w.stripe.clearFailures();
+  delete (w.stack.hub.ctx.merchants.get('acme')!.policy as { dunningLetterAfterDays?: number }).dunningLetterAfterDays;
+});
+
+/** The hub's own stages that ended in the dead letter for this invoice's events. */
+async function deadHubRows(): Promise<{ kind: string; last_error: string }[]> {
+  return (await w.stack.hub.ctx.db.query<{ kind: string; last_error: string }>(
+    `SELECT kind, last_error FROM outbox WHERE lane = 'hub' AND status = 'dead' AND created_at >= $1`,
+    [new Date('2025-01-06T09:00:00Z')],
+  )).rows;
+}
+
+// Known, not fixed yet: with delivery.maxAttempts (3 here) not above the Stripe connector's
+// lookupAttempts (default 3) the event dies in the dead letter before its lookup budget lets it go
+// on (passes with maxAttempts 12). it.failing until the config refuses or clamps that pair; then it().
+it.failing('a Stripe dispute is applied when Stripe cannot be reached for its charge (invariant hub_stages_succeed; shrunk: a soft failure, paid, disputed)', async () => {
+  const inv = invoice('stripe', 1500);
+  await pspFail(w, inv, false);
+  await settle(w);
+  w.clock.advance(60_000);
+  await pspPay(w, inv);
+  await settle(w);
+  // Stripe's API is down: the dispute names only its charge, which the hub already knows.
+  w.stripe.fail({ path: /^\/v1\/charges\//, status: 503 });
+  w.clock.advance(60_000);
+  await pspDispute(w, inv);
+  await settle(w);
+  const row = (await w.stack.hub.ctx.db.query<{ status: string }>(`SELECT status FROM invoices WHERE provider = 'stripe' AND provider_ref = $1`, [inv.ref])).rows[0];
+  expect(await deadHubRows()).toEqual([]);
+  expect(row.status).toBe('disputed');
+}, 60_000);
+
+// Known, not fixed yet: the failure branch of src/ledger/payment-ledger.ts sets failure_final false
+// on a pending_handover invoice and leaves its status, so no check hands it over, and the leakage
+// report calls it "hand-over overdue: no rule holds it back". it.failing until fixed; then it().
+it.failing('an invoice whose PSP retries again after a final failure is explained by the leakage report (invariant one_leakage_category; shrunk from a 32-step history: final failure, soft failure, 20 days)', async () => {
+  const merchant = w.stack.hub.ctx.merchants.get('acme')!;
+  Object.assign(merchant.policy, { dunningLetterAfterDays: 0 });
+  const inv = invoice('stripe', 1500);
+  await pspFail(w, inv, true);
+  await settle(w);
+  w.clock.advance(60_000);
+  // Stripe tries again after all (smart retries turned back on, or the merchant retried by hand).
+  await pspFail(w, inv, false);
+  await settle(w);
+  await advance(w, 20 * DAY_MS);
+  const db = w.stack.hub.ctx.db;
+  const row = (await db.query<{ id: string; status: string; failure_final: boolean }>(`SELECT id, status, failure_final FROM invoices WHERE provider = 'stripe' AND provider_ref = $1`, [inv.ref])).rows[0];
+  const { buildLeakageReport } = await import('../../src/reports/leakage');
+  const report = await db.tx((sql) => buildLeakageReport(sql, 'acme', { now: w.clock.now(), merchant }));
+  const item = (report.items as { invoiceId: string; bucket: string; why?: string }[]).find((i) => i.invoiceId === row.id)!;
+  expect({ status: row.status, final: row.failure_final, bucket: item.bucket }).not.toMatchObject({ bucket: 'unexplained' });
+}, 60_000);
