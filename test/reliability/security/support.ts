@@ -151,7 +151,9 @@ export const PSP_ROWS: PspRow[] = [
 
 // ---------------------------------------------------------------------------------------------
 // A failing agency: answers every call 422 (not retryable: the row goes to the dead letter) with
-// an echo of the Authorization header and of the debtor's name, as careless validation errors do.
+// an echo of the Authorization header and of the debtor's name, as careless validation errors do,
+// and a card number of its own (the hub scrubs card numbers before they leave, so an echo of what it
+// sent would carry none: the agency's own card data must still not be kept in clear).
 
 export interface FailingAgency {
   url: string;
@@ -176,7 +178,7 @@ export async function startFailingAgency(statuses: number | number[] = 422): Pro
         name = undefined;
       }
       res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: 'validation_failed', message: `debtor.name ${JSON.stringify(name)} is not acceptable; you sent Authorization: ${req.headers.authorization}`, received: { authorization: req.headers.authorization, debtorName: name } }));
+      res.end(JSON.stringify({ error: 'validation_failed', message: `debtor.name ${JSON.stringify(name)} is not acceptable (card on file 4242 4242 4242 4242); you sent Authorization: ${req.headers.authorization}`, received: { authorization: req.headers.authorization, debtorName: name, cardOnFile: '4242424242424242' } }));
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
