@@ -28,7 +28,12 @@ export interface ClaimFacts {
   status: string;
   resolution: string | null;
   amount_collected?: number | string | null;
+  /** The payment arrangement the agency agreed for the claim, if any. */
+  arrangement?: unknown;
 }
+
+/** A claim paying instalments of its arrangement is under that arrangement, whatever the agency calls each instalment. */
+const effective = (c: ClaimFacts): ClaimFacts => (c.status === 'partially_paid' && c.arrangement ? { ...c, status: 'arrangement' } : c);
 
 export interface DerivedCaseStatus {
   status: string;
@@ -38,8 +43,9 @@ export interface DerivedCaseStatus {
 }
 
 /** The status the case's claims call for, or null when there are no claims (nothing to derive). */
-export function deriveCaseStatus(claims: ClaimFacts[]): DerivedCaseStatus | null {
-  if (!claims.length) return null;
+export function deriveCaseStatus(given: ClaimFacts[]): DerivedCaseStatus | null {
+  if (!given.length) return null;
+  const claims = given.map(effective);
   const live = claims.filter((c) => !TERMINAL.includes(c.status));
   if (!live.length) {
     const all = (s: string) => claims.every((x) => x.status === s);
@@ -65,7 +71,7 @@ export function deriveCaseStatus(claims: ClaimFacts[]): DerivedCaseStatus | null
 export async function refreshCaseStatus(sql: Sql, caseId: string, now: Date, source: string): Promise<void> {
   const c = await sql.query<{ status: string; merchant_id: string; resolution: string | null }>(`SELECT status, merchant_id, resolution FROM cases WHERE id = $1`, [caseId]);
   if (!c.rows[0] || TERMINAL.includes(c.rows[0].status)) return;
-  const claims = await sql.query<ClaimFacts>(`SELECT status, resolution, amount_collected FROM claims WHERE case_id = $1`, [caseId]);
+  const claims = await sql.query<ClaimFacts>(`SELECT status, resolution, amount_collected, arrangement FROM claims WHERE case_id = $1`, [caseId]);
   const next = deriveCaseStatus(claims.rows);
   if (!next || next.status === c.rows[0].status) return;
   await sql.query(

@@ -25,6 +25,10 @@ describe('case status from its claims', () => {
     // Instalments are how an arrangement pays: every live claim under one keeps the case an arrangement.
     expect(deriveCaseStatus([claim('arrangement', { amount_collected: 300 }), claim('arrangement')])).toMatchObject({ status: 'arrangement' });
     expect(deriveCaseStatus([claim('arrangement', { amount_collected: 300 }), claim('in_collection')])).toMatchObject({ status: 'partially_paid' });
+    // An instalment the agency reports as partially_paid on a claim under an arrangement: still the arrangement.
+    const plan = { installments: 3, amount: { value: 100, currency: 'EUR' }, firstDueAt: '2026-01-01T00:00:00Z' };
+    expect(deriveCaseStatus([claim('partially_paid', { amount_collected: 100, arrangement: plan })])).toMatchObject({ status: 'arrangement' });
+    expect(deriveCaseStatus([claim('partially_paid', { amount_collected: 100, arrangement: plan }), claim('arrangement', { arrangement: plan })])).toMatchObject({ status: 'arrangement' });
     expect(deriveCaseStatus([claim('paid', { resolution: 'paid_in_full', amount_collected: 500 }), claim('arrangement', { amount_collected: 100 })])).toMatchObject({ status: 'arrangement' });
     // A lone claim keeps its own status: an arrangement with instalments paid is still an arrangement.
     expect(deriveCaseStatus([claim('arrangement', { amount_collected: 300 })])).toMatchObject({ status: 'arrangement' });
