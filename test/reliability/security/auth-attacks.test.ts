@@ -238,7 +238,7 @@ describe.each<Mode>(MODES)('auth attacks over HTTP (%s mode)', (mode) => {
 
   maybe('partner push tokens: alg none, key confusion, wrong aud/iss, expired, not yet valid, no exp — all 401, nothing stored', async () => {
     const jwkPem = crypto.createPublicKey({ key: hubJwk, format: 'jwk' }).export({ type: 'spki', format: 'pem' }).toString();
-    const base = { iss: 'refagency', aud: HUB_ID, iat: nowS(), exp: nowS() + 60 };
+    const base = { iss: 'refagency', aud: HUB_ID, iat: nowS(), exp: nowS() + 60, jti: crypto.randomUUID() };
     const S = SECRETS.agencyToHub;
     const updateId = `upd_auth_${mode}_${Date.now().toString(36)}`;
     const body = JSON.stringify({ events: [{ id: updateId, seq: 1, caseId: 'case_x', caseReference: acmeView.case.id, claimReference: null, status: 'paid', occurredAt: new Date().toISOString() }] });
