@@ -2,10 +2,11 @@
  * The hand-over rule (contract §7), as a pure function of plain data:
  *  (a) the failure is final — the PSP will not retry by itself;
  *  (b) `handoverAfterDays` have passed since the first failure;
- *  (c) the customer's open amount is at least `minAmount`.
- * A customer's later unpaid invoice is stacked onto the open case as a claim when that case
+ *  (c) the debtor's open amount is at least `minAmount`.
+ * A debtor's later unpaid invoice is stacked onto the open case as a claim when that case
  * took its last claim within `stackWindowDays`; the minimum (c) does not apply to stacking,
- * since the customer is already in collection. Each stacked invoice still waits its own (a)+(b),
+ * since the debtor is already in collection. The debtor is the same person at every PSP of the
+ * merchant (issue 12, hole 3): the caller passes the invoices of all its PSP customers. Each stacked invoice still waits its own (a)+(b),
  * so the merchant's notice period holds for every claim (README, "Hand-over rule").
  */
 import type { Policy } from '../config/schema';
@@ -41,9 +42,9 @@ export function handoverDueAt(firstFailedAt: Date, policy: Pick<Policy, 'handove
 }
 
 /**
- * Decide for one customer and one currency. `candidates` are the customer's unpaid failed
- * invoices that are not in any case yet; `openCase` is the customer's live case at the
- * merchant's partner, if any, in that currency.
+ * Decide for one debtor and one currency. `candidates` are the debtor's unpaid failed
+ * invoices (at every PSP) that are not in any case yet; `openCase` is the debtor's live case at
+ * the merchant's partner, if any, in that currency.
  */
 export function decideHandover(input: {
   now: Date;
