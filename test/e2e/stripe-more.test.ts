@@ -111,7 +111,11 @@ describe('Stripe: one-off payments, refunds, disputes, mandates, subscriptions (
     }, 20_000, 100, 'the attempt on the invoice timeline');
     expect(inv).toMatchObject({ status: 'open', case: null, failure: { final: false, count: 1 } });
     expect(inv.timeline.find((x: TimelineEntry) => x.status === 'payment_attempt_failed').detail).toMatchObject({ eventId: e.id, failureCodes: ['insufficient_funds', 'card_declined'] });
-    expect((await stack.get(`/v1/invoices/${pi}`)).status).toBe(404);
+    // No item of its own: the PaymentIntent's id names the same invoice (GET /v1/invoices/:ref reads payment refs too).
+    const byPi = await stack.get(`/v1/invoices/${pi}`);
+    expect(byPi.status).toBe(200);
+    expect(byPi.body.id).toBe(inv.id);
+    expect((await stack.hub.ctx.db.query(`SELECT count(*)::int AS n FROM invoices WHERE provider_ref = $1`, [pi])).rows[0].n).toBe(0);
   });
 
   it('a refunded invoice in a case is withdrawn from it (the agency shows the claim withdrawn) and never handed over again', async () => {
