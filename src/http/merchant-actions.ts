@@ -39,12 +39,12 @@ import { refreshCaseStatus } from '../ledger/case-status';
 import { partnerLane } from '../outbox/outbox';
 import { recordExchanges } from '../exchanges/exchange-log';
 import { outboxKind } from '../notify/kinds';
-import { requireMerchant } from './merchant-auth';
+import { merchantAuthOptions, requireMerchant } from './merchant-auth';
 import { HttpError, notFound } from './errors';
 import { invoiceView } from './merchant-api';
 import { loadCountryRules, noticeEndsAt, ruleFor, type CountryRule } from '../policy/country-rules';
-import { letterDateProblem } from '../policy/letter-evidence';
 import { heldByMerchant, parseHoldUntil } from '../policy/merchant-hold';
+import { letterDateProblem } from '../policy/letter-evidence';
 
 export const MERCHANT_ACTIONS = ['withdraw', 'hold', 'resume'] as const;
 export type MerchantAction = (typeof MERCHANT_ACTIONS)[number];
@@ -339,7 +339,7 @@ export interface MerchantActionsOptions {
 
 export function merchantActionsRouter(ctx: HubContext, opts: MerchantActionsOptions = {}): Router {
   const router = express.Router();
-  const auth = requireMerchant({ hubId: ctx.config.hub.id, secret: ctx.config.auth.merchantTokenSecret, merchantIds: new Set(ctx.merchants.keys()) });
+  const auth = requireMerchant(merchantAuthOptions(ctx));
   const noLimit: RequestHandler = (_req, _res, next) => next();
   const json = express.json({ limit: '16kb' });
 

@@ -15,6 +15,7 @@ import type { InvoiceRow, CaseRow } from '../ledger/rows';
 import { Permanent } from './errors';
 import { loadCountryRules, ruleFor, type CountryRule } from '../policy/country-rules';
 import { invoiceNoticeGate } from '../policy/letter-evidence';
+import { heldByMerchant } from '../policy/merchant-hold';
 import { newCaseCosts, priceClaims, storeClaimCosts } from './claim-costs';
 
 let rulesCache: CountryRule[] | null = null;
@@ -58,7 +59,7 @@ export async function checkHandover(ctx: HubContext, sql: Sql, outbox: OutboxWri
        FROM invoices i JOIN customers c ON c.id = i.customer_id
       WHERE c.debtor_id = $1 AND i.merchant_id = $2 AND i.status = 'pending_handover' ORDER BY i.first_failed_at, i.id`,
     [debtorId, merchant.id],
-  )).rows;
+  )).rows.filter((i) => !heldByMerchant(i, now)); // held by the merchant: out until its date (a check is due then; src/policy/merchant-hold.ts)
   // Each invoice's own customer decides its notice term: one person may be known as NL at one PSP
   // and not at another (then the merchant's country applies, as for any customer).
   const ruleOf = (i: { customer_id: string; customer_country: string | null; customer_type: 'consumer' | 'business' }) =>
