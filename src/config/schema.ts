@@ -16,7 +16,10 @@ export const policySchema = z.object({
   handoverAfterDays: z.number().int().min(0).max(3650).default(14),
   /** The customer's open amount must be at least this for a hand-over. */
   minAmount: moneySchema.default({ value: 0, currency: 'EUR' }),
-  /** A later unpaid invoice within this many days of the open case's last claim is stacked onto it. */
+  /**
+   * Accepted for older configs, no longer used: a debtor's later unpaid invoice is stacked onto its
+   * live case whatever the case's age (at most one live case per debtor and partner, issue 12).
+   */
   stackWindowDays: z.number().int().min(0).max(3650).default(45),
   /** Debtor type assumed when the PSP does not tell (most subscription customers are consumers). */
   defaultDebtorType: z.enum(DEBTOR_TYPES).default('consumer'),

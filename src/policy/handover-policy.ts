@@ -3,8 +3,10 @@
  *  (a) the failure is final — the PSP will not retry by itself;
  *  (b) `handoverAfterDays` have passed since the first failure;
  *  (c) the debtor's open amount is at least `minAmount`.
- * A debtor's later unpaid invoice is stacked onto the open case as a claim when that case
- * took its last claim within `stackWindowDays`; the minimum (c) does not apply to stacking,
+ * A debtor's later unpaid invoice is stacked onto the open case as a claim, however long ago that
+ * case took its last claim: at most one live case per debtor and partner (issue 12's invariant; a
+ * second case for the same person would mean a second dossier, second costs and letters from two
+ * files). `stackWindowDays` therefore no longer splits cases (README, "Deviations"). The minimum (c) does not apply to stacking,
  * since the debtor is already in collection. The debtor is the same person at every PSP of the
  * merchant (issue 12, hole 3): the caller passes the invoices of all its PSP customers. Each stacked invoice still waits its own (a)+(b),
  * so the merchant's notice period holds for every claim (README, "Hand-over rule").
@@ -66,9 +68,7 @@ export function decideHandover(input: {
     return { action: 'wait', until: new Date(next), why: gated ? "inside the debtor's notice term (country rule)" : `inside the ${policy.handoverAfterDays}-day hand-over period` };
   }
   const ids = due.map((c) => c.invoiceId);
-  if (openCase && now.getTime() - openCase.lastClaimAt.getTime() <= policy.stackWindowDays * DAY_MS) {
-    return { action: 'stack', caseId: openCase.id, invoiceIds: ids };
-  }
+  if (openCase) return { action: 'stack', caseId: openCase.id, invoiceIds: ids };
   const currency = due[0].currency;
   const open = candidates.filter((c) => c.currency === currency).reduce((n, c) => n + c.amountOpen, 0);
   if (policy.minAmount.currency === currency && open < policy.minAmount.value) {

@@ -139,9 +139,10 @@ describe('decideHandover', () => {
       expect(decideHandover({ now, policy, candidates: [due(now)], openCase })).toEqual({ action: 'stack', caseId: 'cse_open', invoiceIds: ['inv_next'] });
     });
 
-    it('opens a new case one millisecond past the window edge', () => {
-      const now = at(45 * DAY_MS + 1);
-      expect(decideHandover({ now, policy, candidates: [due(now)], openCase })).toEqual({ action: 'open_case', invoiceIds: ['inv_next'], amount: 1000 });
+    it('stacks past the window edge too: at most one live case per debtor and partner (issue 12)', () => {
+      for (const now of [at(45 * DAY_MS + 1), at(400 * DAY_MS)]) {
+        expect(decideHandover({ now, policy, candidates: [due(now)], openCase })).toEqual({ action: 'stack', caseId: 'cse_open', invoiceIds: ['inv_next'] });
+      }
     });
 
     it('ignores minAmount when stacking (the customer is already in collection)', () => {
