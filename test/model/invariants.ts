@@ -123,6 +123,11 @@ export class Observer {
         if (!requests.some((r) => r.path === path)) {
           v('payment_reported', `invoice ${e.invoiceId} was paid through its PSP (step ${e.step}) while claim ${e.claimId} of case ${e.caseId} was live, and the agency was not told (no POST ${path})`);
         }
+        // The harness pays invoices in full: the claim is over (paid to the merchant), not collected on.
+        const claim = (await db.query<{ status: string }>(`SELECT status FROM claims WHERE id = $1`, [e.claimId])).rows[0];
+        if (claim && !TERMINAL.includes(claim.status)) {
+          v('payment_reported', `invoice ${e.invoiceId} was paid in full through its PSP (step ${e.step}), yet its claim ${e.claimId} is still live (${claim.status})`);
+        }
       }
     }
 

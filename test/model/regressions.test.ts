@@ -78,3 +78,29 @@ it.failing('an invoice whose PSP retries again after a final failure is explaine
   const item = (report.items as { invoiceId: string; bucket: string; why?: string }[]).find((i) => i.invoiceId === row.id)!;
   expect({ status: row.status, final: row.failure_final, bucket: item.bucket }).not.toMatchObject({ bucket: 'unexplained' });
 }, 60_000);
+
+// Known, not fixed yet: the second invoice's failed payment (metadata.invoiceId naming the second
+// invoice, another amount) is linked to the first invoice by the subscriptionPeriod rule (same
+// customer, subscription and month), so the second debt vanishes into the first and a later
+// re-payment is matched against the wrong invoice. it.failing until the link rule never links
+// against a contradicting metadata.invoiceId; then it().
+it.failing('a failed Mollie payment naming another invoice of the same subscription and month is not merged into the first (invariant payment_reported; shrunk from a 28-step history)', async () => {
+  const first = { ...invoice('mollie', 4900), subscription: `sub_reg${Date.now().toString(36)}` };
+  await pspFail(w, first, true);
+  await settle(w);
+  w.clock.advance(60_000);
+  await pspFail(w, first, true);
+  await settle(w);
+  const second = { ...invoice('mollie', 1500), customerRef: first.customerRef, debtorRef: first.debtorRef, subscription: first.subscription };
+  w.clock.advance(60_000);
+  await pspFail(w, second, true);
+  await settle(w);
+  w.clock.advance(60_000);
+  await pspPay(w, first);
+  await settle(w);
+  const db = w.stack.hub.ctx.db;
+  const status = async (inv: PspInvoice) =>
+    (await db.query<{ status: string }>(`SELECT status FROM invoices WHERE provider = 'mollie' AND provider_ref = ANY($1) ORDER BY created_at LIMIT 1`, [inv.paymentRefs])).rows[0]?.status;
+  // Each failed invoice is its own hub invoice; paying the first leaves the second owed.
+  expect({ first: await status(first), second: await status(second) }).toEqual({ first: 'recovered', second: 'pending_handover' });
+}, 60_000);
