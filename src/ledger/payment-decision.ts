@@ -186,6 +186,13 @@ function decideFailure({ invoice, echo, policy }: PaymentState, ev: PaymentEvent
     status = 'open';
     Object.assign(p, { amountPaid: 0, resolution: null, resolvedBy: null });
   }
+  if (newer && isNewestFailure && !final && status === 'pending_handover') {
+    // The PSP tries again after all (smart retries turned back on, the merchant's manual retry):
+    // while it does, the invoice is not due for hand-over; a later final failure makes it due again
+    // (counted from the first failure). Left pending, no check would take it and nothing would explain it.
+    status = 'open';
+    p.handoverDueAt = null;
+  }
   if (newer && final && (status === 'open' || status === 'pending_handover')) {
     const due = handoverDueAt(firstFailedAt, policy);
     if (invoice.status !== 'pending_handover' || !invoice.handoverDueAt || Date.parse(invoice.handoverDueAt) !== due.getTime()) p.handoverDueAt = due.toISOString();
