@@ -63,6 +63,8 @@ export interface NormalizeContext<Cfg> {
    * lookups have a retry budget goes on without a lookup it could not make once it is spent.
    */
   attempt?: number;
+  /** The outbox's retry budget for the event (delivery.maxAttempts): a lookup budget never outlasts it. */
+  maxAttempts?: number;
 }
 
 export interface PspConnector<Cfg = unknown> {

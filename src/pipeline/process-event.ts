@@ -48,7 +48,7 @@ export async function processEvent(ctx: HubContext, row: OutboxRow): Promise<voi
       payload: stored.payload,
     },
     // attempt: a connector whose lookups have a retry budget goes on without them once it is spent.
-    { merchantId: merchant.id, config: providerConfig, mapping, merchantRefKeys: merchant.policy.debtorIdentity?.metadataKeys, attempt: row.attempts },
+    { merchantId: merchant.id, config: providerConfig, mapping, merchantRefKeys: merchant.policy.debtorIdentity?.metadataKeys, attempt: row.attempts, maxAttempts: ctx.config.delivery.maxAttempts },
   );
   // The tenant and dedup key come from the stored row, never from the payload.
   event.merchantId = merchant.id;

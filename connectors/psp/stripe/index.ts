@@ -75,7 +75,8 @@ async function withinBudget(ctx: Ctx, event: PaymentEvent, what: 'failureLookup'
   try {
     return await lookup();
   } catch (err) {
-    const budget = ctx.config.lookupAttempts ?? 3;
+    // Never more tries than the outbox gives the event, or it dies in the dead letter before it goes on without the lookup.
+    const budget = Math.max(1, Math.min(ctx.config.lookupAttempts ?? 3, (ctx.maxAttempts ?? Infinity) - 1));
     if (!(err instanceof StripeLookupRetryable) || (ctx.attempt ?? 1) < budget) throw err;
     return withDetail(event, { [`${what}Error`]: `${err.message} (gave up after ${budget} tries; the event went on without it)`, [`${what}Pending`]: true });
   }
