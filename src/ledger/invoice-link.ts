@@ -32,6 +32,8 @@ export interface LinkCandidate {
   currency: string;
   /** The PSP's ref of the invoice's customer. */
   customerRef: string | null;
+  /** Every key the invoice holds, under every rule (to see a key of the payment contradict it). */
+  ownKeys?: readonly { rule: string; key: string }[];
 }
 
 export interface LinkInput {
@@ -48,9 +50,23 @@ export type LinkDecision =
   | { kind: 'linked'; invoiceId: string; rule: string; key: string; note: string }
   | { kind: 'ambiguous'; rule: string; key: string; invoiceIds: string[]; note: string };
 
+/**
+ * An invoice that holds a key under a stronger rule the payment also carries, but another one, is
+ * not what the payment pays: a payment naming invoice B is never linked to invoice A by a weaker rule
+ * (the same subscription and month, the same customer and amount) — found by the model-based test.
+ */
+function contradicts(c: LinkCandidate, keys: readonly InvoiceLinkKey[]): boolean {
+  return keys.some((k) => {
+    const own = (c.ownKeys ?? []).filter((o) => o.rule === k.rule);
+    return own.length > 0 && !own.some((o) => o.key === k.key);
+  });
+}
+
 export function decideInvoiceLink(input: LinkInput): LinkDecision {
-  for (const k of input.keys) {
+  for (const [i, k] of input.keys.entries()) {
     if (k.registerOnly) continue;
+    // Only a stronger rule (earlier in the merchant's order) can rule a candidate out.
+    const stronger = input.keys.slice(0, i);
     const ids = [
       ...new Set(
         input.candidates
@@ -58,6 +74,7 @@ export function decideInvoiceLink(input: LinkInput): LinkDecision {
           .filter((c) => LINKABLE_STATUSES.includes(c.status))
           .filter((c) => c.currency === input.currency)
           .filter((c) => !input.customerRef || !c.customerRef || c.customerRef === input.customerRef)
+          .filter((c) => !contradicts(c, stronger))
           .map((c) => c.invoiceId),
       ),
     ].sort();
@@ -102,11 +119,18 @@ export async function findLinkedInvoice(sql: Sql, ev: PaymentEvent, outcome?: Li
       WHERE k.merchant_id = $1 AND k.provider = $2 AND (${pairs.join(' OR ')})`,
     params,
   );
+  // Every key of the invoices found, so a key of the payment that contradicts one of them is seen.
+  const found = [...new Set(rows.rows.map((r) => r.invoice_id))];
+  const own = new Map<string, { rule: string; key: string }[]>();
+  if (found.length) {
+    const all = await sql.query<{ invoice_id: string; rule: string; link_key: string }>(`SELECT invoice_id, rule, link_key FROM invoice_link_keys WHERE invoice_id = ANY($1::text[])`, [found]);
+    for (const r of all.rows) own.set(r.invoice_id, [...(own.get(r.invoice_id) ?? []), { rule: r.rule, key: r.link_key }]);
+  }
   const decision = decideInvoiceLink({
-    keys,
+    keys: ev.invoice?.linkKeys ?? [],
     currency,
     customerRef: ev.customer?.ref,
-    candidates: rows.rows.map((r) => ({ invoiceId: r.invoice_id, rule: r.rule, key: r.link_key, status: r.status, currency: r.currency, customerRef: r.customer_ref })),
+    candidates: rows.rows.map((r) => ({ invoiceId: r.invoice_id, rule: r.rule, key: r.link_key, status: r.status, currency: r.currency, customerRef: r.customer_ref, ownKeys: own.get(r.invoice_id) ?? [] })),
   });
   if (outcome) outcome.decision = decision;
   if (decision.kind !== 'linked') return null;

@@ -84,4 +84,16 @@ describe('decideInvoiceLink', () => {
     expect(decideInvoiceLink({ keys: [], currency: 'EUR', candidates: [cand('inv_a', byInvoiceId.rule, byInvoiceId.key)] })).toEqual({ kind: 'none' });
     expect(decideInvoiceLink({ keys: [{ rule: 'metadata.invoiceId', key: 'OTHER' }], currency: 'EUR', candidates: [cand('inv_a', byInvoiceId.rule, byInvoiceId.key)] })).toEqual({ kind: 'none' });
   });
+
+  it('never links by a weaker rule an invoice whose own key under a stronger rule contradicts the payment (found by the model-based test)', () => {
+    const period = { rule: 'subscriptionPeriod', key: 'sub_1|2026-12' };
+    const first = cand('inv_first', period.rule, period.key, { ownKeys: [{ rule: byInvoiceId.rule, key: 'ACME-0001' }, period] });
+    // The payment names invoice ACME-0002 and the same subscription and month as the first invoice.
+    const d = decideInvoiceLink({ keys: [{ ...byInvoiceId, key: 'ACME-0002' }, period], currency: 'EUR', customerRef: 'cst_1', candidates: [first] });
+    expect(d).toEqual({ kind: 'none' });
+    // Without a contradicting key the period still links, and a stronger match is never blocked by a weaker key.
+    expect(decideInvoiceLink({ keys: [period], currency: 'EUR', customerRef: 'cst_1', candidates: [first] })).toMatchObject({ kind: 'linked', invoiceId: 'inv_first' });
+    const named = cand('inv_named', byInvoiceId.rule, byInvoiceId.key, { ownKeys: [byInvoiceId, { rule: 'customerAndAmount', key: 'cst_1|EUR|9999' }] });
+    expect(decideInvoiceLink({ keys: [byInvoiceId, byCustomerAmount], currency: 'EUR', customerRef: 'cst_1', candidates: [named] })).toMatchObject({ kind: 'linked', invoiceId: 'inv_named' });
+  });
 });
