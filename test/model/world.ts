@@ -264,10 +264,17 @@ export async function pspPay(w: World, inv: PspInvoice): Promise<void> {
       gcSeed(w, inv, 'confirmed');
       return sendGoCardless(w, gocardlessEvents.paymentConfirmed({ payment: inv.paymentRefs[0], createdAt: iso(now) }));
     case 'mollie': {
-      // Mollie's real lifecycle: a new payment, never a failed → paid flip of the same one.
+      // Mollie's real lifecycle: a new payment, never a failed → paid flip of the same one. The
+      // debtor pays an invoice through a one-off payment the merchant creates with the invoice's
+      // metadata (a subscription's own payments are for their own period: Mollie copies the
+      // subscription's metadata onto each, so they never name an earlier invoice).
       const id = uid('tr_').toLowerCase();
       inv.paidRef = id;
-      w.mollie.setPayment(molliePayment(w, inv, id, 'paid') as never);
+      const at = iso(w.clock.now()).replace(/\.\d{3}Z$/, '+00:00');
+      w.mollie.setPayment(molliePayments.ideal({
+        id, status: 'paid', customerId: inv.customerRef, value: euros(inv.amount), createdAt: at, statusAt: at, description: `Invoice ${inv.ref}`,
+        metadata: { invoiceId: inv.ref, [DEBTOR_KEY]: inv.debtorRef },
+      }) as never);
       return sendMollie(w, id);
     }
   }
