@@ -5,13 +5,11 @@
  * cases along; a customer known by the merchant's id is never moved.
  */
 import { migrate } from '../../src/store/migrate';
-import { createPglite } from '../../src/store/pglite';
-import { createPostgres } from '../../src/store/postgres';
 import type { Database } from '../../src/store/db';
 import type { MerchantSettings } from '../../src/context';
 import type { CustomerInfo, PaymentEvent } from '../../src/domain/types';
 import { upsertCustomer } from '../../src/ledger/payment-ledger';
-import { createTestDatabase, postgresAvailable } from '../support/services';
+import { DB_BACKENDS } from './db-backends';
 
 const merchant = (id: string, matchEmail: boolean) =>
   ({ id, policy: { defaultDebtorType: 'consumer', debtorIdentity: { metadataKeys: ['customer_id'], matchEmail } } }) as unknown as MerchantSettings;
@@ -21,18 +19,7 @@ const event = (merchantId: string, provider: string, customer: CustomerInfo): Pa
   merchantId, provider, providerEventId: `ev${++seq}`, providerEventType: 'x', kind: 'ignored', occurredAt: new Date().toISOString(), customer,
 });
 
-const backends: { name: string; available: () => Promise<boolean>; open: () => Promise<{ db: Database; close: () => Promise<void> }> }[] = [
-  { name: 'pglite', available: async () => true, open: async () => { const db = await createPglite(); return { db, close: () => db.close() }; } },
-  {
-    name: 'postgres',
-    available: postgresAvailable,
-    open: async () => {
-      const pg = await createTestDatabase();
-      const db = createPostgres(pg.url, { max: 2 });
-      return { db, close: async () => { await db.close(); await pg.drop(); } };
-    },
-  },
-];
+const backends = DB_BACKENDS;
 
 describe.each(backends)('linking PSP customers to debtors ($name)', (backend) => {
   let db: Database;

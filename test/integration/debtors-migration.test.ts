@@ -8,11 +8,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { migrate, splitStatements } from '../../src/store/migrate';
-import { createPglite } from '../../src/store/pglite';
-import { createPostgres } from '../../src/store/postgres';
 import type { Database } from '../../src/store/db';
 import { linkDebtor } from '../../src/ledger/debtors';
-import { createTestDatabase, postgresAvailable } from '../support/services';
+import { DB_BACKENDS } from './db-backends';
 
 const DIR = path.join(__dirname, '../../src/store/migrations');
 const BEFORE = fs.readdirSync(DIR).filter((f) => f.endsWith('.sql') && f < '009').sort();
@@ -59,18 +57,7 @@ async function seedLegacy(db: Database): Promise<void> {
   await kase('cse_other', 'cust_other', 'submitted');
 }
 
-const backends: { name: string; available: () => Promise<boolean>; open: () => Promise<{ db: Database; close: () => Promise<void> }> }[] = [
-  { name: 'pglite', available: async () => true, open: async () => { const db = await createPglite(); return { db, close: () => db.close() }; } },
-  {
-    name: 'postgres',
-    available: postgresAvailable,
-    open: async () => {
-      const pg = await createTestDatabase();
-      const db = createPostgres(pg.url, { max: 2 });
-      return { db, close: async () => { await db.close(); await pg.drop(); } };
-    },
-  },
-];
+const backends = DB_BACKENDS;
 
 describe.each(backends)('migration 009 on existing data ($name)', (backend) => {
   let db: Database;

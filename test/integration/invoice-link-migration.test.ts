@@ -6,13 +6,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { migrate, splitStatements } from '../../src/store/migrate';
-import { createPglite } from '../../src/store/pglite';
-import { createPostgres } from '../../src/store/postgres';
 import type { Database } from '../../src/store/db';
 import { mollieLinkKeys } from '../../connectors/psp/mollie/invoice-link-keys';
 import { molliePaymentSchema } from '../../connectors/psp/mollie/schema';
 import { molliePayments } from '../../sim/psp/mollie-events';
-import { createTestDatabase, postgresAvailable } from '../support/services';
+import { DB_BACKENDS } from './db-backends';
 
 const DIR = path.join(__dirname, '../../src/store/migrations');
 const BEFORE = fs.readdirSync(DIR).filter((f) => f.endsWith('.sql') && f < '012b').sort();
@@ -40,18 +38,7 @@ async function seedLegacy(db: Database): Promise<void> {
   await db.query(`INSERT INTO invoices ${cols} VALUES ('inv_s','acme','cust_s','stripe','in_old1','ACME-0042','EUR',4900,$1,'sub_x','submitted')`, [PAYMENT.createdAt]);
 }
 
-const backends: { name: string; available: () => Promise<boolean>; open: () => Promise<{ db: Database; close: () => Promise<void> }> }[] = [
-  { name: 'pglite', available: async () => true, open: async () => { const db = await createPglite(); return { db, close: () => db.close() }; } },
-  {
-    name: 'postgres',
-    available: postgresAvailable,
-    open: async () => {
-      const pg = await createTestDatabase();
-      const db = createPostgres(pg.url, { max: 2 });
-      return { db, close: async () => { await db.close(); await pg.drop(); } };
-    },
-  },
-];
+const backends = DB_BACKENDS;
 
 describe.each(backends)('migration 012b on existing data ($name)', (backend) => {
   let db: Database;
