@@ -26,3 +26,31 @@ export const DB_BACKENDS: DbBackend[] = [
     },
   },
 ];
+
+/**
+ * The suite's lifecycle on one store: open it before the tests (a store that cannot be reached
+ * fails the suite under CI=true), hand it to `setup` (migrate, seed), close it after. `maybe`
+ * declares a test that runs only when the store was reachable.
+ */
+export function dbSuite(backend: DbBackend, setup: (db: Database) => Promise<void>): { maybe: (name: string, fn: () => Promise<void>) => void } {
+  let close: (() => Promise<void>) | undefined;
+  let available = true;
+  beforeAll(async () => {
+    available = await backend.available();
+    if (process.env.CI === 'true' && !available) throw new Error(`${backend.name} is not reachable`);
+    if (!available) return;
+    const opened = await backend.open();
+    close = opened.close;
+    await setup(opened.db);
+  }, 60_000);
+  afterAll(async () => {
+    if (close) await close();
+  });
+  return {
+    maybe: (name, fn) =>
+      it(name, async () => {
+        if (!available) return;
+        await fn();
+      }, 20_000),
+  };
+}

@@ -9,7 +9,7 @@ import type { Database } from '../../src/store/db';
 import type { MerchantSettings } from '../../src/context';
 import type { CustomerInfo, PaymentEvent } from '../../src/domain/types';
 import { upsertCustomer } from '../../src/ledger/payment-ledger';
-import { DB_BACKENDS } from './db-backends';
+import { DB_BACKENDS, dbSuite } from './db-backends';
 
 const merchant = (id: string, matchEmail: boolean) =>
   ({ id, policy: { defaultDebtorType: 'consumer', debtorIdentity: { metadataKeys: ['customer_id'], matchEmail } } }) as unknown as MerchantSettings;
@@ -23,26 +23,10 @@ const backends = DB_BACKENDS;
 
 describe.each(backends)('linking PSP customers to debtors ($name)', (backend) => {
   let db: Database;
-  let close: (() => Promise<void>) | undefined;
-  let available = true;
-
-  beforeAll(async () => {
-    available = await backend.available();
-    if (process.env.CI === 'true' && !available) throw new Error(`${backend.name} is not reachable`);
-    if (!available) return;
-    ({ db, close } = await backend.open());
+  const { maybe } = dbSuite(backend, async (opened) => {
+    db = opened;
     await migrate(db);
-  }, 60_000);
-
-  afterAll(async () => {
-    if (close) await close();
   });
-
-  const maybe = (name: string, fn: () => Promise<void>) =>
-    it(name, async () => {
-      if (!available) return;
-      await fn();
-    }, 20_000);
 
   const upsert = (m: MerchantSettings, provider: string, c: CustomerInfo) => db.tx((sql) => upsertCustomer(sql, m, event(m.id, provider, c), new Date()));
 

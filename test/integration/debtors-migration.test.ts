@@ -10,7 +10,7 @@ import path from 'node:path';
 import { migrate, splitStatements } from '../../src/store/migrate';
 import type { Database } from '../../src/store/db';
 import { linkDebtor } from '../../src/ledger/debtors';
-import { DB_BACKENDS } from './db-backends';
+import { DB_BACKENDS, dbSuite } from './db-backends';
 
 const DIR = path.join(__dirname, '../../src/store/migrations');
 const BEFORE = fs.readdirSync(DIR).filter((f) => f.endsWith('.sql') && f < '009').sort();
@@ -61,29 +61,13 @@ const backends = DB_BACKENDS;
 
 describe.each(backends)('migration 009 on existing data ($name)', (backend) => {
   let db: Database;
-  let close: (() => Promise<void>) | undefined;
-  let available = true;
-
-  beforeAll(async () => {
-    available = await backend.available();
-    if (process.env.CI === 'true' && !available) throw new Error(`${backend.name} is not reachable`);
-    if (!available) return;
-    ({ db, close } = await backend.open());
+  const { maybe } = dbSuite(backend, async (opened) => {
+    db = opened;
     await migrateBefore009(db);
     await seedLegacy(db);
     const applied = await migrate(db);
     expect(applied[0]).toBe('009_debtors.sql');
-  }, 60_000);
-
-  afterAll(async () => {
-    if (close) await close();
   });
-
-  const maybe = (name: string, fn: () => Promise<void>) =>
-    it(name, async () => {
-      if (!available) return;
-      await fn();
-    }, 20_000);
 
   const debtorOf = async (customerId: string) =>
     (await db.query<{ debtor_id: string; merchant_ref: string | null }>(`SELECT debtor_id, merchant_ref FROM customers WHERE id = $1`, [customerId])).rows[0];

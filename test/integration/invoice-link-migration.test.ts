@@ -10,7 +10,7 @@ import type { Database } from '../../src/store/db';
 import { mollieLinkKeys } from '../../connectors/psp/mollie/invoice-link-keys';
 import { molliePaymentSchema } from '../../connectors/psp/mollie/schema';
 import { molliePayments } from '../../sim/psp/mollie-events';
-import { DB_BACKENDS } from './db-backends';
+import { DB_BACKENDS, dbSuite } from './db-backends';
 
 const DIR = path.join(__dirname, '../../src/store/migrations');
 const BEFORE = fs.readdirSync(DIR).filter((f) => f.endsWith('.sql') && f < '012b').sort();
@@ -42,29 +42,18 @@ const backends = DB_BACKENDS;
 
 describe.each(backends)('migration 012b on existing data ($name)', (backend) => {
   let db: Database;
-  let close: (() => Promise<void>) | undefined;
-  let available = true;
-
-  beforeAll(async () => {
-    available = await backend.available();
-    if (process.env.CI === 'true' && !available) throw new Error(`${backend.name} is not reachable`);
-    if (!available) return;
-    ({ db, close } = await backend.open());
+  const { maybe } = dbSuite(backend, async (opened) => {
+    db = opened;
     await migrateBefore(db);
     await seedLegacy(db);
     const applied = await migrate(db);
     expect(applied[0]).toBe('012b_invoice_link_keys_backfill.sql');
-  }, 60_000);
-
-  afterAll(async () => {
-    if (close) await close();
   });
 
-  it('a Mollie invoice gets the keys a new one would get; other PSPs get none', async () => {
-    if (!available) return;
+  maybe('a Mollie invoice gets the keys a new one would get; other PSPs get none', async () => {
     const rows = await db.query<{ invoice_id: string; rule: string; link_key: string }>(`SELECT invoice_id, rule, link_key FROM invoice_link_keys ORDER BY rule`);
     const fresh = mollieLinkKeys(PAYMENT, { value: 4900, currency: 'EUR' }, ['customerAndAmount', 'metadata.invoiceId', 'subscriptionPeriod']);
     expect(rows.rows).toEqual(fresh.map((k) => ({ invoice_id: 'inv_m', rule: k.rule, link_key: k.key })));
     expect(rows.rows.find((r) => r.rule === 'subscriptionPeriod')?.link_key).toBe('sub_old|2024-06');
-  }, 20_000);
+  });
 });
