@@ -62,6 +62,25 @@ export const policySchema = z.object({
     })
     // Optional rather than defaulted, so a Policy written out in code (tests) needs no block; absent = the defaults.
     .optional(),
+  /**
+   * The thresholds of the payment-behaviour flags (src/profile/compute.ts, README "Payment behaviour
+   * profile"). Absent, or a key absent: the defaults (BEHAVIOUR_DEFAULTS there).
+   */
+  behaviour: z
+    .strictObject({
+      /** `repeated_insufficient_funds`: at least `count` attempts failed for insufficient funds within the last `months` (3, 6 or 12). */
+      repeatedInsufficientFunds: z
+        .strictObject({
+          count: z.number().int().min(1).max(1000).default(3),
+          months: z.union([z.literal(3), z.literal(6), z.literal(12)]).default(6),
+        })
+        .optional(),
+      /** `broken_arrangement_12m`: at least `count` payment arrangements broken within the last 12 months. */
+      brokenArrangements: z.strictObject({ count: z.number().int().min(1).max(1000).default(1) }).optional(),
+      /** `disputed_12m`: at least `count` disputes (chargebacks, or claims disputed with the partner) within the last 12 months. */
+      disputes: z.strictObject({ count: z.number().int().min(1).max(1000).default(1) }).optional(),
+    })
+    .optional(),
 });
 export type Policy = z.infer<typeof policySchema>;
 
@@ -81,7 +100,8 @@ export const standardWebhookSecretSchema = z.string().superRefine((s, ctx) => {
 
 /** Events a merchant endpoint can receive (src/notify/events.ts). */
 // invoice.owed_back: the debtor paid through the PSP and the agency both; the excess is owed back (issue 12).
-export const MERCHANT_WEBHOOK_EVENT_TYPES = ['invoice.status_changed', 'case.status_changed', 'invoice.owed_back'] as const;
+// customer.flags_changed: a debtor's payment-behaviour flags turned on or off (issue 17, src/profile/flags-sync.ts).
+export const MERCHANT_WEBHOOK_EVENT_TYPES = ['invoice.status_changed', 'case.status_changed', 'invoice.owed_back', 'customer.flags_changed'] as const;
 
 /** Where the hub sends the merchant's invoice and case status changes, signed per Standard Webhooks. */
 export const merchantWebhooksSchema = z.strictObject({
