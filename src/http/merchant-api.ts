@@ -11,6 +11,7 @@ import { HttpError, notFound } from './errors';
 import { retryDeadRow } from '../outbox/outbox';
 import { buildLeakageReport } from '../reports/leakage';
 import { loadCustomerPicture } from '../reports/customer-picture';
+import { debtorErased, loadDebtorProfile, type DebtorProfile } from '../profile/profile';
 import { redact, redactText } from '../observability/redact';
 import { inboundPayloadJoin, inboundRequestView } from '../exchanges/exchange-log';
 
@@ -264,7 +265,14 @@ export function merchantApiRouter(ctx: HubContext, opts: MerchantApiOptions = {}
     const caseIds = view.cases.map((k) => k.id);
     const claimIds = (await ctx.db.query<{ id: string }>(`SELECT id FROM claims WHERE merchant_id = $1 AND case_id = ANY($2::text[])`, [merchantId, caseIds])).rows.map((r) => r.id);
     const picture = await loadCustomerPicture(ctx.db, merchantId, c.id);
-    res.json({ ...view, ...picture, timeline: await timeline(ctx.db, merchantId, [{ entity: 'customer', ids: view.debtor.identities.map((x) => x.customerId) }, { entity: 'invoice', ids: invIds }, { entity: 'case', ids: caseIds }, { entity: 'claim', ids: claimIds }]) });
+    // The debtor's payment-behaviour profile (issue 17): this merchant's data only; none once erased.
+    const merchant = ctx.merchants.get(merchantId)!;
+    let profile: Omit<DebtorProfile, 'recheckAt'> | null = null;
+    if (!(await debtorErased(ctx.db, merchantId, c.debtor_id))) {
+      const { recheckAt: _internal, ...shown } = await loadDebtorProfile(ctx.db, merchant, c.debtor_id, ctx.clock.now());
+      profile = shown;
+    }
+    res.json({ ...view, ...picture, profile, timeline: await timeline(ctx.db, merchantId, [{ entity: 'customer', ids: view.debtor.identities.map((x) => x.customerId) }, { entity: 'invoice', ids: invIds }, { entity: 'case', ids: caseIds }, { entity: 'claim', ids: claimIds }]) });
   });
 
   router.get('/v1/invoices/:ref', async (req, res) => {

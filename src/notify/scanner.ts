@@ -6,7 +6,11 @@
  *  - `merchant.webhook` (lane `merchant.<id>`): the change as a signed event to the merchant's
  *    endpoint, for merchants with `webhooks` configured (and the event type in `events`, if set);
  *  - `psp.writeback` (lane `psp.stripe`): mark the Stripe invoice paid out of band when a partner
- *    collected it, or uncollectible when a partner wrote it off and the merchant asks for that.
+ *    collected it, or uncollectible when a partner wrote it off and the merchant asks for that;
+ *  - `merchant.webhook` `customer.flags_changed`: the debtors the page's rows concern get their
+ *    payment-behaviour flags computed again, once per debtor per page, and the merchant hears of a
+ *    changed flag set (src/profile/flags-sync.ts). A pass also re-checks the flags whose window may
+ *    have moved past their events (`recheckDueFlags`).
  *
  * Each outbox row's idempotency key comes from the history row's id, so scanning a row twice (a
  * crash between two passes, two workers) writes nothing twice. Runs from the reconciler loop.
@@ -19,6 +23,7 @@ import type { Sql } from '../store/db';
 import type { InvoiceRow } from '../ledger/rows';
 import { buildEvent, eventTypeOf, type HistoryRow } from './events';
 import { merchantLane, outboxKind, pspLane } from './kinds';
+import { debtorsOfHistory, syncDebtorFlags, wantsFlagEvents } from '../profile/flags-sync';
 
 const CURSOR = 'status_history';
 const PAGE = 500;
@@ -32,6 +37,8 @@ export interface ScanResult {
   scanned: number;
   webhooks: number;
   writeBacks: number;
+  /** `customer.flags_changed` webhooks owed (a debtor's flag set changed). */
+  flagChanges?: number;
   /** Another process holds the cursor right now; nothing was read. */
   busy: boolean;
 }
@@ -132,6 +139,53 @@ async function notifyFor(ctx: HubContext, sql: Sql, outbox: OutboxWriter, h: Sca
   return out;
 }
 
+/**
+ * The debtors this page's rows concern, of merchants that take `customer.flags_changed`: their flags
+ * computed again, once each. One debtor's failure (a savepoint) is logged and skipped rather than
+ * holding every merchant's notifications back; its next history row tries again.
+ */
+async function flagsFor(ctx: HubContext, sql: Sql, outbox: OutboxWriter, rows: ScannedRow[]): Promise<number> {
+  const wanted = rows.filter((h) => h.entity !== 'customer' || h.status !== 'personal_data_erased').filter((h) => wantsFlagEvents(ctx.merchants.get(h.merchant_id)));
+  let changed = 0;
+  for (const d of await debtorsOfHistory(sql, wanted)) {
+    const merchant = ctx.merchants.get(d.merchantId);
+    if (!merchant) continue;
+    await sql.query('SAVEPOINT debtor_flags');
+    try {
+      if ((await syncDebtorFlags(sql, outbox, merchant, d.debtorId, ctx.clock.now(), { historyId: d.historyId })) === 'changed') changed++;
+      await sql.query('RELEASE SAVEPOINT debtor_flags');
+    } catch (err) {
+      await sql.query('ROLLBACK TO SAVEPOINT debtor_flags');
+      ctx.logger.warn('debtor flags not computed; the next change of the debtor tries again', { merchantId: d.merchantId, debtorId: d.debtorId, error: (err as Error).message });
+    }
+  }
+  return changed;
+}
+
+/** Re-checks per pass of flags whose window may have moved past their events. */
+const RECHECKS_PER_PASS = 100;
+
+/**
+ * Flags turn off by time alone too (a broken arrangement 12 months and a day old): the debtors whose
+ * `recheck_at` has come get their flags computed again, each in its own transaction.
+ */
+export async function recheckDueFlags(ctx: HubContext): Promise<number> {
+  const merchants = [...ctx.merchants.values()].filter((m) => wantsFlagEvents(m)).map((m) => m.id);
+  if (!merchants.length) return 0;
+  const now = ctx.clock.now();
+  const due = (await ctx.db.query<{ debtor_id: string; merchant_id: string; recheck_at: Date }>(
+    `SELECT debtor_id, merchant_id, recheck_at FROM debtor_profiles WHERE recheck_at <= $1 AND merchant_id = ANY($2::text[]) ORDER BY recheck_at, debtor_id LIMIT ${RECHECKS_PER_PASS}`,
+    [now, merchants],
+  )).rows;
+  let changed = 0;
+  for (const d of due) {
+    const merchant = ctx.merchants.get(d.merchant_id)!;
+    const r = await ctx.commit((sql, outbox) => syncDebtorFlags(sql, outbox, merchant, d.debtor_id, now, { recheckAt: new Date(d.recheck_at) }));
+    if (r === 'changed') changed++;
+  }
+  return changed;
+}
+
 /** One page: read history past the cursor, write what it owes, move the cursor — one transaction. */
 export async function scanStatusHistory(ctx: HubContext, opts: { limit?: number } = {}): Promise<ScanResult> {
   const limit = opts.limit ?? PAGE;
@@ -161,6 +215,7 @@ export async function scanStatusHistory(ctx: HubContext, opts: { limit?: number 
       result.webhooks += n.webhooks;
       result.writeBacks += n.writeBacks;
     }
+    result.flagChanges = await flagsFor(ctx, sql, outbox, rows);
     const last = rows[rows.length - 1];
     await sql.query(`UPDATE notify_cursors SET last_txid = $2::xid8, last_id = $3, updated_at = $4 WHERE name = $1`, [CURSOR, last.txid, last.id, ctx.clock.now()]);
     result.scanned = rows.length;
@@ -173,17 +228,19 @@ export async function scanStatusHistory(ctx: HubContext, opts: { limit?: number 
  * failed pass is logged and the next reconcile tries again from the same cursor.
  */
 export async function notifyFromHistory(ctx: HubContext): Promise<ScanResult> {
-  const total: ScanResult = { scanned: 0, webhooks: 0, writeBacks: 0, busy: false };
+  const total: ScanResult = { scanned: 0, webhooks: 0, writeBacks: 0, flagChanges: 0, busy: false };
   try {
     for (let page = 0; page < MAX_PAGES; page++) {
       const r = await scanStatusHistory(ctx);
       total.scanned += r.scanned;
       total.webhooks += r.webhooks;
       total.writeBacks += r.writeBacks;
+      total.flagChanges! += r.flagChanges ?? 0;
       total.busy ||= r.busy;
       if (r.busy || r.scanned < PAGE) break;
     }
-    if (total.webhooks || total.writeBacks) ctx.logger.debug('notifications owed from status history', { ...total });
+    if (!total.busy) total.flagChanges! += await recheckDueFlags(ctx);
+    if (total.webhooks || total.writeBacks || total.flagChanges) ctx.logger.debug('notifications owed from status history', { ...total });
   } catch (err) {
     ctx.logger.warn('status history scan failed; the next reconcile tries again', { error: (err as Error).message });
   }

@@ -4,6 +4,9 @@
  * bodies and agency notes that concern the customer are purged as the retention purge would
  * (src/privacy/retention.ts). The accounting trail (invoices, claims, cases, amounts, the
  * timeline) stays: the merchant must keep it (bookkeeping duties), and it holds no contact data.
+ * The debtor's derived payment-behaviour profile goes too: its stored flags (debtor_profiles,
+ * src/profile/flags-sync.ts) are deleted, and a debtor with an erased customer is profiled no more
+ * (no profile in the API, no customer.flags_changed; src/profile/profile.ts debtorErased).
  *
  * Refused (legal hold, art. 17(3)(b) and (e)) while the customer still owes an unpaid invoice the
  * hub is pursuing — failed and not yet resolved, waiting for hand-over, or with a partner — since
@@ -58,6 +61,8 @@ export async function eraseCustomer(sql: Sql, customer: CustomerRow, now: Date, 
   }
   const invoiceIds = invoices.map((i) => i.id);
   const caseIds = (await sql.query<{ id: string }>(`SELECT id FROM cases WHERE customer_id = $1`, [customer.id])).rows.map((r) => r.id);
+  // The derived profile: the flag set last sent for the debtor (issue 17, migration 018).
+  await sql.query(`DELETE FROM debtor_profiles WHERE merchant_id = $1 AND debtor_id = (SELECT debtor_id FROM customers WHERE id = $2)`, [customer.merchant_id, customer.id]);
   await sql.query(`UPDATE customers SET name = NULL, email = NULL, phone = NULL, address = NULL, erased_at = $2, updated_at = $2 WHERE id = $1`, [customer.id, now]);
   // Raw PSP events of this customer: the ones its sync-log entries point at.
   const events = await sql.query(

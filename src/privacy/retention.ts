@@ -44,6 +44,8 @@ export interface PurgeResult {
   inboundEvents: number;
   exchanges: number;
   partnerUpdates: number;
+  /** Stored flag sets of debtors with no flag left, unchanged for the retention period (only when any). */
+  debtorProfiles?: number;
 }
 
 /** One pass of the retention purge; returns how many rows of each kind it purged. */
@@ -77,5 +79,18 @@ export async function purgeExpired(sql: Sql, now: Date, settings: RetentionSetti
     out.partnerUpdates += r.rowCount ?? 0;
     if ((r.rowCount ?? 0) < BATCH) break;
   }
+  const profiles = await purgeIdleDebtorProfiles(sql, cutoff);
+  if (profiles) out.debtorProfiles = profiles;
   return out;
+}
+
+/**
+ * The payment-behaviour profile is derived data (issue 17): of it only the flag set last sent to
+ * the merchant is stored (debtor_profiles, src/profile/flags-sync.ts). A row with no flag left
+ * says no more than no row does; once it has not changed for the retention period it is deleted.
+ * A row with flags on is current (each flag ages out of its window, and the row is emptied then).
+ */
+export async function purgeIdleDebtorProfiles(sql: Sql, cutoff: Date): Promise<number> {
+  const r = await sql.query(`DELETE FROM debtor_profiles WHERE flags = '[]'::jsonb AND changed_at < $1`, [cutoff]);
+  return r.rowCount ?? 0;
 }

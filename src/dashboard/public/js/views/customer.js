@@ -1,7 +1,9 @@
 // Customer page: who, amounts open and collected, invoices by status, cases, and the whole
 // timeline across the customer's invoices, cases and claims. It is the debtor's page: the same
 // person's customers at every PSP (the API joins them, README "Debtors across PSPs"), listed in
-// the "Across your PSPs" card, with their invoices and cases together.
+// the "Across your PSPs" card, with their invoices and cases together. The "Payment behaviour"
+// card shows the debtor's flags, each with why it holds, and the counts of the last 3, 6 and 12
+// months (README "Payment behaviour profile").
 
 import { api } from '../api.js';
 import { h, mount, badge, words, link, idLink, routes, money, stat, card, table, facts, time, fmtMoney } from '../dom.js';
@@ -61,6 +63,7 @@ export default async function customer(root, { args, alive }) {
         ),
       ),
     ),
+    behaviourCard(c.profile),
     debtorCard(c),
     card(
       'Invoices',
@@ -105,5 +108,38 @@ function debtorCard(c) {
       d.identities,
       { rowAttrs: (x) => ({ dataset: { identity: `${x.provider}:${x.ref}` } }) },
     ),
+  );
+}
+
+const FLAG_TONE = { in_collection_now: 'blue', broken_arrangement_12m: 'red', repeated_insufficient_funds: 'amber', disputed_12m: 'orange' };
+
+/** The debtor's payment-behaviour flags with their why, and the counts per window. No score: the flags say why. */
+function behaviourCard(p) {
+  if (p === undefined) return null;
+  if (p === null) return card('Payment behaviour', h('p', { class: 'muted' }, 'Not profiled: this customer\u2019s personal data was erased.'));
+  const windows = ['3m', '6m', '12m'];
+  const amounts = (t) => (t.amounts.length ? ` · ${t.amounts.map(fmtMoney).join(' + ')}` : '');
+  const row = (label, cell) => ({ label, cell });
+  const rows = [
+    row('Failed payments', (w) => `${w.failures.count}${Object.keys(w.failures.byReason).length ? ` (${Object.entries(w.failures.byReason).map(([r, n]) => `${words(r)} ${n}`).join(', ')})` : ''}`),
+    row('Recovered through the PSP', (w) => `${w.recovered.count}${amounts(w.recovered)}`),
+    row('Handed over', (w) => `${w.handedOver.count}${amounts(w.handedOver)}`),
+    row('Collected by the agency', (w) => `${w.collected.count} in full${amounts(w.collected)}`),
+    row('Arrangements kept / broken', (w) => `${w.arrangements.kept} / ${w.arrangements.broken}`),
+    row('Disputes', (w) => `${w.disputes.count}${amounts(w.disputes)}`),
+    row('Written off', (w) => `${w.writtenOff.count}${amounts(w.writtenOff)}`),
+  ];
+  return h(
+    'section',
+    { class: ['card', p.flags.length ? 'card-attention' : null], dataset: { profile: p.debtorId } },
+    h('h2', { class: 'card-title' }, 'Payment behaviour'),
+    p.flags.length
+      ? h('ul', { class: 'flags' }, p.flags.map((f) => h('li', { dataset: { flag: f.name } }, h('span', { class: ['badge', `tone-${FLAG_TONE[f.name] ?? 'grey'}`] }, words(f.name)), ' ', h('span', { class: 'flag-why' }, f.why))))
+      : h('p', { class: 'muted', dataset: { flag: 'none' } }, 'No flags: nothing in this customer\u2019s history with you calls for attention.'),
+    table(
+      [{ label: '', cell: (r) => r.label }, ...windows.map((name) => ({ label: `Last ${name.replace('m', ' months')}`, cell: (r) => r.cell(p.windows[name]) }))],
+      rows,
+    ),
+    h('p', { class: 'muted' }, `As of ${new Date(p.asOf).toLocaleString()} · from your own data only`),
   );
 }
