@@ -71,6 +71,8 @@ export interface DispatchItem {
   lane: string;
   dueAt: Date;
   attempt: number;
+  /** The row's kind when known: lets a worker route it (a batch of process_event) without reading the row. */
+  kind?: OutboxKind;
 }
 
 export const partnerLane = (partnerId: string) => `partner.${partnerId}`;
@@ -84,7 +86,7 @@ export async function addToOutbox(sql: Sql, row: OutboxInput, now: Date): Promis
      ON CONFLICT (idempotency_key) DO NOTHING RETURNING id`,
     [row.merchantId ?? null, row.kind, row.lane, JSON.stringify(row.payload), row.idempotencyKey, due, row.customerId ?? null, row.invoiceId ?? null, row.caseId ?? null, now],
   );
-  return r.rows[0] ? { id: r.rows[0].id, lane: row.lane, dueAt: due, attempt: 0 } : null;
+  return r.rows[0] ? { id: r.rows[0].id, lane: row.lane, dueAt: due, attempt: 0, kind: row.kind } : null;
 }
 
 /**
@@ -114,7 +116,7 @@ export async function addManyToOutbox(sql: Sql, rows: OutboxInput[], now: Date):
       const id = ids.get(row.idempotencyKey);
       if (id === undefined) continue;
       ids.delete(row.idempotencyKey); // a key repeated within rows was inserted once
-      out.push({ id, lane: row.lane, dueAt: row.dueAt ?? now, attempt: 0 });
+      out.push({ id, lane: row.lane, dueAt: row.dueAt ?? now, attempt: 0, kind: row.kind });
     }
   }
   return out;
@@ -238,16 +240,16 @@ export async function dueRows(
   opts: { skipLanes?: string[]; onlyLane?: string } = {},
 ): Promise<DispatchItem[]> {
   await sql.query(`UPDATE outbox SET status = 'pending', locked_until = NULL, updated_at = $1 WHERE status = 'in_flight' AND locked_until < $1`, [now]);
-  const r = await sql.query<{ id: number; lane: string; next_attempt_at: Date; attempts: number }>(
-    `SELECT id, lane, next_attempt_at, attempts FROM (
-       SELECT o.id, o.lane, o.next_attempt_at, o.attempts, row_number() OVER (PARTITION BY o.lane ORDER BY o.id) AS n
+  const r = await sql.query<{ id: number; lane: string; next_attempt_at: Date; attempts: number; kind: OutboxKind }>(
+    `SELECT id, lane, next_attempt_at, attempts, kind FROM (
+       SELECT o.id, o.lane, o.next_attempt_at, o.attempts, o.kind, row_number() OVER (PARTITION BY o.lane ORDER BY o.id) AS n
        FROM outbox o
        WHERE o.status = 'pending' AND o.next_attempt_at <= $1 AND NOT (o.lane = ANY($3::text[])) AND ($4::text IS NULL OR o.lane = $4)
          AND NOT ${WAITS_FOR_OLDER}
      ) due WHERE n <= $2 ORDER BY lane, id`,
     [new Date(now.getTime() + horizonMs), limit, opts.skipLanes ?? [], opts.onlyLane ?? null],
   );
-  return r.rows.map((x) => ({ id: x.id, lane: x.lane, dueAt: new Date(x.next_attempt_at), attempt: x.attempts }));
+  return r.rows.map((x) => ({ id: x.id, lane: x.lane, dueAt: new Date(x.next_attempt_at), attempt: x.attempts, kind: x.kind }));
 }
 
 /** Exponential backoff with jitter (design.md habit 7): half fixed, half random, capped; Retry-After wins when longer. */

@@ -28,6 +28,7 @@ import { DeliveryError } from '../../connectors/agency/types';
 import { DatabaseUnavailable, isConnectionError } from '../store/db';
 import { Defer, Permanent } from '../pipeline/errors';
 import { processEvent } from '../pipeline/process-event';
+import { claimEventBatch, EVENT_BATCH_DEFAULTS, runEventBatch } from '../pipeline/event-batch';
 import { reEnrichEvent } from '../pipeline/re-enrich';
 import { runHandoverCheck } from '../pipeline/handover-check';
 import { applyPartnerUpdate } from '../sync/partner-updates';
@@ -62,7 +63,13 @@ const partnerOfLane = (lane: string | undefined): string | null => (lane?.starts
  * A worker that dies mid-way leaves no lease to wait out: its transaction rolls back and the row
  * is simply pending again for the reconciler. All of them run in the hub's own lane.
  */
-export const CLAIMED_IN_WORK: ReadonlySet<OutboxKind> = new Set<OutboxKind>(['process_event', 'handover_check', 'apply_update']);
+export const CLAIMED_IN_WORK: ReadonlySet<OutboxKind> = new Set<OutboxKind>(['handover_check', 'apply_update']);
+
+/**
+ * Kinds worked in batches (src/pipeline/event-batch.ts): a message for one of their rows only
+ * wakes this process's batch loop, which claims whatever is due of that kind.
+ */
+export const BATCHED: ReadonlySet<OutboxKind> = new Set<OutboxKind>(['process_event']);
 
 /** The row was taken by another worker's transaction, or finished, between the look and the lock. */
 class NotClaimable extends Error {
@@ -235,7 +242,65 @@ export function createOutboxRunner(ctx: HubContext): OutboxRunner {
     }
   }
 
-  const run = async function run(id: number, lane?: string): Promise<void> {
+  /**
+   * The batch loop for process_event rows: one per process. A message rings it; it claims and
+   * works batches until a pass finds less than a full batch and nobody rang meanwhile. The
+   * message's job waits for the loop, so a queue that counts running jobs (pending()) still
+   * knows when the work is done.
+   */
+  const batchOpts = EVENT_BATCH_DEFAULTS;
+  /** Rows this process's loop completed lately: their late messages need no read at all. */
+  const batchedDone = new Map<number, true>();
+  let loop: Promise<void> | null = null;
+  let rung = false;
+
+  async function batchPass(): Promise<number> {
+    const now = ctx.clock.now();
+    const leaseMs = delivery.leaseSeconds * 1000;
+    const rows = await claimEventBatch(ctx.db, now, leaseMs, batchOpts.maxBatch);
+    if (!rows.length) return 0;
+    const out = await runEventBatch(ctx, rows, batchOpts);
+    for (const row of out.done) {
+      batchedDone.set(Number(row.id), true);
+      ctx.metrics.deliveries.inc({ kind: row.kind, outcome: 'done' });
+    }
+    while (batchedDone.size > 20_000) batchedDone.delete(batchedDone.keys().next().value as number);
+    for (const row of out.abandoned) abandoned.set(Number(row.id), row.locked_until ? new Date(row.locked_until) : null);
+    for (const { row, error } of out.failed) {
+      const outcome = await settleFailure(ctx, row, error);
+      if (outcome === 'abandoned') abandoned.set(Number(row.id), row.locked_until ? new Date(row.locked_until) : null);
+    }
+    return rows.length;
+  }
+
+  async function batchLoop(): Promise<void> {
+    do {
+      rung = false;
+      let n: number;
+      try {
+        n = await batchPass();
+      } catch (err) {
+        // Nothing was claimed (or the claim's fate is unknown: its lease runs out). The reconciler rings again.
+        ctx.logger.warn('could not claim a batch of events; the reconciler will retry', { error: (err as Error).message });
+        return;
+      }
+      if (n >= batchOpts.maxBatch) rung = true;
+    } while (rung && !stopped);
+  }
+
+  async function ringBatch(id: number): Promise<void> {
+    if (batchedDone.has(id)) return;
+    rung = true;
+    while (rung && !stopped) {
+      loop ??= batchLoop().finally(() => {
+        loop = null;
+      });
+      await loop;
+    }
+  }
+
+  const run = async function run(id: number, lane?: string, kind?: OutboxKind): Promise<void> {
+    if (lane === 'hub' && kind && BATCHED.has(kind)) return ringBatch(id);
     if (lane === 'hub') {
       // The hub's lane: look at the row first; its kind decides how it is claimed.
       let peeked: OutboxRow | null;
@@ -246,6 +311,7 @@ export function createOutboxRunner(ctx: HubContext): OutboxRunner {
         return;
       }
       if (!peeked) return;
+      if (BATCHED.has(peeked.kind)) return ringBatch(id);
       if (CLAIMED_IN_WORK.has(peeked.kind)) return runClaimedInWork(peeked);
     }
     const partnerId = partnerOfLane(lane);
@@ -335,7 +401,7 @@ async function settleFailure(ctx: HubContext, row: OutboxRow, err: unknown): Pro
     if (err instanceof Defer) {
       await ctx.db.tx((sql) => rescheduleRow(sql, row.id, now, new Date(now.getTime() + err.delayMs), message, { countAttempt: false }));
       ctx.metrics.deliveries.inc({ kind: row.kind, outcome: 'deferred' });
-      await ctx.dispatcher.dispatch([{ id: row.id, lane: row.lane, dueAt: new Date(Date.now() + err.delayMs), attempt: row.attempts - 1 }]);
+      await ctx.dispatcher.dispatch([{ id: row.id, lane: row.lane, dueAt: new Date(Date.now() + err.delayMs), attempt: row.attempts - 1, kind: row.kind }]);
       return 'deferred';
     }
     const retryable = err instanceof DeliveryError ? err.retryable : !(err instanceof Permanent);
@@ -351,7 +417,7 @@ async function settleFailure(ctx: HubContext, row: OutboxRow, err: unknown): Pro
     await ctx.db.tx((sql) => rescheduleRow(sql, row.id, now, new Date(now.getTime() + delay), message, { countAttempt: true, status, body }));
     ctx.metrics.deliveries.inc({ kind: row.kind, outcome: 'retry' });
     ctx.logger.warn('outbox row will be retried', { ...log, status, retryInMs: Math.round(delay) });
-    await ctx.dispatcher.dispatch([{ id: row.id, lane: row.lane, dueAt: new Date(Date.now() + delay), attempt: row.attempts }]);
+    await ctx.dispatcher.dispatch([{ id: row.id, lane: row.lane, dueAt: new Date(Date.now() + delay), attempt: row.attempts, kind: row.kind }]);
     return 'retry';
   } catch (inner) {
     ctx.logger.warn('could not record outbox failure; it runs again once the database is back', { ...log, inner: (inner as Error).message });

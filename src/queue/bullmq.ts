@@ -41,7 +41,7 @@ export function createBullmqDispatcher(redisUrl: string, logger: Logger, opts: {
           await queue(lane).addBulk(
             list.map((it) => ({
               name: 'outbox',
-              data: { id: it.id, lane },
+              data: it.kind ? { id: it.id, lane, kind: it.kind } : { id: it.id, lane },
               opts: {
                 // One job per row, due time and attempt count: a re-dispatch of the same moment is
                 // deduplicated while it waits, a new moment (retry, deferral) or a row taken again
@@ -67,7 +67,7 @@ export function createBullmqDispatcher(redisUrl: string, logger: Logger, opts: {
         const conn = new IORedis(redisUrl, { maxRetriesPerRequest: null });
         conn.on('error', (err) => logger.warn('redis (worker) error', { lane, error: err.message }));
         workerConnections.push(conn);
-        const w = new Worker(queueName(lane), async (job) => handler(Number(job.data.id), typeof job.data.lane === 'string' ? job.data.lane : lane), {
+        const w = new Worker(queueName(lane), async (job) => handler(Number(job.data.id), typeof job.data.lane === 'string' ? job.data.lane : lane, typeof job.data.kind === 'string' ? job.data.kind : undefined), {
           connection: conn as unknown as ConnectionOptions,
           prefix,
           concurrency,

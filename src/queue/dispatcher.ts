@@ -3,10 +3,13 @@
  * in-process (default) and BullMQ on Redis (REDIS_URL). Losing a message is harmless: the
  * reconciler finds due rows in the outbox again.
  */
-import type { DispatchItem } from '../outbox/outbox';
+import type { DispatchItem, OutboxKind } from '../outbox/outbox';
 
-/** Runs one outbox row; `lane` lets it skip work for a partner whose circuit is open without reading the row. */
-export type OutboxHandler = (id: number, lane?: string) => Promise<void>;
+/**
+ * Runs one outbox row; `lane` lets it skip work for a partner whose circuit is open without
+ * reading the row, `kind` (when the dispatch knew it) lets it route the row to a batch.
+ */
+export type OutboxHandler = (id: number, lane?: string, kind?: OutboxKind) => Promise<void>;
 
 export interface Dispatcher {
   readonly kind: 'in-process' | 'bullmq';

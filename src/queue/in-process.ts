@@ -4,11 +4,13 @@
  * re-dispatches from the outbox.
  */
 import type { Dispatcher, OutboxHandler } from './dispatcher';
-import type { DispatchItem } from '../outbox/outbox';
+import type { DispatchItem, OutboxKind } from '../outbox/outbox';
 import type { Logger } from '../observability/logger';
 
 interface Lane {
   waiting: number[];
+  /** The kind of a waiting row, when its dispatch said. */
+  kinds: Map<number, OutboxKind>;
   queued: Set<number>;
   running: number;
 }
@@ -24,7 +26,7 @@ export function createInProcessDispatcher(logger: Logger): Dispatcher {
   const lane = (name: string): Lane => {
     let l = lanes.get(name);
     if (!l) {
-      l = { waiting: [], queued: new Set(), running: 0 };
+      l = { waiting: [], kinds: new Map(), queued: new Set(), running: 0 };
       lanes.set(name, l);
     }
     return l;
@@ -36,9 +38,11 @@ export function createInProcessDispatcher(logger: Logger): Dispatcher {
     const l = lane(name);
     while (handler && !closing && l.running < concurrency && l.waiting.length) {
       const id = l.waiting.shift()!;
+      const kind = l.kinds.get(id);
+      l.kinds.delete(id);
       l.queued.delete(id);
       l.running++;
-      handler(id, name)
+      handler(id, name, kind)
         .catch((err) => logger.error('outbox handler failed', { outboxId: id, error: (err as Error).message }))
         .finally(() => {
           l.running--;
@@ -53,6 +57,7 @@ export function createInProcessDispatcher(logger: Logger): Dispatcher {
     if (l.queued.has(item.id)) return;
     l.queued.add(item.id);
     l.waiting.push(item.id);
+    if (item.kind) l.kinds.set(item.id, item.kind);
     pump(item.lane);
   }
 

@@ -1,5 +1,5 @@
 /**
- * The hub's own stages (process_event, handover_check, apply_update) are claimed inside their
+ * The hub's own one-row stages (handover_check, apply_update) are claimed inside their
  * work transaction (src/outbox/runner.ts, CLAIMED_IN_WORK): one commit per row instead of a claim
  * and then the work. What must still hold, over both backends: a row's work commits once; a
  * failure leaves nothing of the work and counts as one attempt (retry, dead letter); a worker
@@ -8,7 +8,7 @@
  */
 import type { HubContext } from '../../src/context';
 import { addToOutbox, completeRow, type DispatchItem, type OutboxRow } from '../../src/outbox/outbox';
-import { CLAIMED_IN_WORK, createOutboxRunner, reconcileOnce } from '../../src/outbox/runner';
+import { BATCHED, CLAIMED_IN_WORK, createOutboxRunner, reconcileOnce } from '../../src/outbox/runner';
 import { Permanent } from '../../src/pipeline/errors';
 import { DatabaseUnavailable } from '../../src/store/db';
 import { createLogger } from '../../src/observability/logger';
@@ -124,8 +124,9 @@ describe.each<Backend>(BACKENDS)('claimed in the work transaction ($name)', (bac
     );
   }
 
-  it('covers exactly the hub stages that make no call out', () => {
-    expect([...CLAIMED_IN_WORK].sort()).toEqual(['apply_update', 'handover_check', 'process_event']);
+  it('covers exactly the hub stages that make no call out (process_event is worked in batches: event-batch.test.ts)', () => {
+    expect([...CLAIMED_IN_WORK].sort()).toEqual(['apply_update', 'handover_check']);
+    expect([...BATCHED]).toEqual(['process_event']);
   });
 
   maybe('a row is done in one transaction: while it works the row is pending and locked, never in flight', async () => {

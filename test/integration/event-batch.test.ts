@@ -1,0 +1,158 @@
+/**
+ * process_event in batches (src/pipeline/event-batch.ts, issue 14): a batch is claimed in one
+ * statement and applied in one transaction; two workers never claim the same row; one bad event
+ * never fails its batch (the transaction is split until the bad event is alone, and only it is
+ * settled as a failure); and the hub's workers really work events in batches.
+ *
+ * The rows are made to wait an hour when inserted (a trigger), so the hub's own workers leave
+ * them alone, and are claimed here "from the future" — the real claim, the real stage.
+ */
+import { startStack, type Mode, type Stack } from '../support/stack';
+import { postgresAvailable, redisAvailable, waitFor } from '../support/services';
+import { stripeEvents } from '../../sim/psp/stripe-events';
+import { claimEventBatch, runEventBatch, EVENT_BATCH_DEFAULTS } from '../../src/pipeline/event-batch';
+import type { HubContext } from '../../src/context';
+import type { OutboxRow } from '../../src/outbox/outbox';
+
+const HOUR = 3600_000;
+let n = 0;
+const failure = (tag: string) => {
+  n++;
+  const t = `${tag}${Date.now().toString(36)}${n}`;
+  return { invoice: `in_eb${t}`, customer: `cus_eb${t}`, subscription: `sub_eb${t}`, amount: 1000 + n, created: Math.floor(Date.now() / 1000) - 60, nextPaymentAttempt: null, failureCode: 'insufficient_funds' };
+};
+
+async function modeAvailable(mode: Mode): Promise<boolean> {
+  if (mode === 'embedded') return true;
+  if ((await postgresAvailable()) && (await redisAvailable())) return true;
+  if (process.env.CI === 'true') throw new Error('PostgreSQL and Redis are required under CI');
+  return false;
+}
+
+describe.each<Mode>(['embedded', 'services'])('process_event in batches (%s mode)', (mode) => {
+  let available = true;
+  let s: Stack;
+
+  beforeAll(async () => {
+    available = await modeAvailable(mode);
+    if (!available) return;
+    s = await startStack({ mode, handoverAfterDays: 0, sim: { stepMs: 60_000 } });
+    s.sim.pause();
+  }, 60_000);
+
+  afterAll(async () => {
+    if (s) await s.stop();
+  }, 60_000);
+
+  const maybe = (name: string, fn: () => Promise<void>, timeout = 60_000) =>
+    it(name, async () => {
+      if (!available) return void console.warn(`skipped outside CI: ${mode} mode needs PostgreSQL and Redis`);
+      await fn();
+    }, timeout);
+
+  /** Store `count` failures whose process_event rows wait an hour; returns their invoice refs. */
+  async function parked(tag: string, count: number): Promise<string[]> {
+    const db = s.hub.ctx.db;
+    await db.exec(`
+      CREATE OR REPLACE FUNCTION eb_park() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.kind = 'process_event' THEN NEW.next_attempt_at := NEW.next_attempt_at + interval '1 hour'; END IF; RETURN NEW; END $$;
+      DROP TRIGGER IF EXISTS eb_park ON outbox;
+      CREATE TRIGGER eb_park BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION eb_park();`);
+    const fs = Array.from({ length: count }, () => failure(tag));
+    try {
+      const answers = await Promise.all(fs.map((f) => s.sendStripe('acme', stripeEvents.paymentFailed(f))));
+      expect(answers.map((a) => a.status)).toEqual(fs.map(() => 200));
+    } finally {
+      await db.exec(`DROP TRIGGER IF EXISTS eb_park ON outbox`);
+    }
+    return fs.map((f) => f.invoice);
+  }
+
+  const claimParked = (limit: number) => claimEventBatch(s.hub.ctx.db, new Date(Date.now() + 2 * HOUR), 30_000, limit);
+
+  /** The hub's context with its transactions counted. */
+  function counted(): { ctx: HubContext; txs: () => number } {
+    let txs = 0;
+    const base = s.hub.ctx;
+    const db = { ...base.db, query: base.db.query.bind(base.db), exec: base.db.exec.bind(base.db), tx: <T>(fn: Parameters<typeof base.db.tx<T>>[0]) => (txs++, base.db.tx(fn)) };
+    return { ctx: { ...base, db } as HubContext, txs: () => txs };
+  }
+
+  const invoiceCount = async (refs: string[]) =>
+    Number((await s.hub.ctx.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM invoices WHERE provider_ref = ANY($1::text[])`, [refs])).rows[0].n);
+  const rowsOf = async (ids: number[]) => (await s.hub.ctx.db.query<OutboxRow>(`SELECT * FROM outbox WHERE id = ANY($1::bigint[]) ORDER BY id`, [ids])).rows;
+
+  maybe('a batch is claimed in one statement and applied in one transaction', async () => {
+    const refs = await parked('a', 12);
+    const rows = await claimParked(100);
+    expect(rows).toHaveLength(12);
+    expect(rows.every((r) => r.status === 'in_flight' && r.attempts === 1 && r.locked_until)).toBe(true);
+    const { ctx, txs } = counted();
+    const out = await runEventBatch(ctx, rows, { ...EVENT_BATCH_DEFAULTS, maxTxMs: 60_000 });
+    expect(out.failed).toEqual([]);
+    expect(out.done).toHaveLength(12);
+    expect(txs()).toBe(1);
+    expect(await invoiceCount(refs)).toBe(12);
+    const after = await rowsOf(rows.map((r) => Number(r.id)));
+    expect(new Set(after.map((r) => r.status))).toEqual(new Set(['done']));
+    // One commit: the batch's rows share their completion time.
+    expect(new Set(after.map((r) => new Date((r as OutboxRow & { done_at: string }).done_at).getTime())).size).toBe(1);
+  });
+
+  maybe('two claims at once never take the same row, and a batch is never larger than asked', async () => {
+    await parked('b', 10);
+    const [x, y] = await Promise.all([claimParked(6), claimParked(6)]);
+    expect(x.length).toBeLessThanOrEqual(6);
+    expect(y.length).toBeLessThanOrEqual(6);
+    const ids = [...x, ...y].map((r) => Number(r.id));
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids.length).toBe(10);
+    await runEventBatch(s.hub.ctx, [...x, ...y].sort((a, b) => Number(a.id) - Number(b.id)));
+  });
+
+  maybe('one bad event never fails its batch: the others commit, only it is settled as a failure', async () => {
+    const refs = await parked('c', 9);
+    const bad = refs[4];
+    // An SQL error for one event only, raised in the middle of its own writes.
+    await s.hub.ctx.db.exec(`
+      CREATE OR REPLACE FUNCTION eb_fail() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.provider_ref = '${bad}' THEN RAISE EXCEPTION 'eb: refused invoice %', NEW.provider_ref; END IF; RETURN NEW; END $$;
+      DROP TRIGGER IF EXISTS eb_fail ON invoices;
+      CREATE TRIGGER eb_fail BEFORE INSERT ON invoices FOR EACH ROW EXECUTE FUNCTION eb_fail();`);
+    try {
+      const rows = await claimParked(100);
+      expect(rows).toHaveLength(9);
+      const { ctx, txs } = counted();
+      const out = await runEventBatch(ctx, rows, { ...EVENT_BATCH_DEFAULTS, maxTxMs: 60_000 });
+      expect(out.done).toHaveLength(8);
+      expect(out.failed).toHaveLength(1);
+      expect(String((out.failed[0].error as Error).message)).toContain('eb: refused invoice');
+      // Halving 9 down to the bad one: far fewer transactions than one per event.
+      expect(txs()).toBeLessThanOrEqual(2 * Math.ceil(Math.log2(9)) + 1);
+      expect(await invoiceCount(refs.filter((r) => r !== bad))).toBe(8);
+      expect(await invoiceCount([bad])).toBe(0);
+      const failedRow = (await rowsOf([Number(out.failed[0].row.id)]))[0];
+      expect(failedRow.status).toBe('in_flight'); // the runner settles it (retry with backoff, as every row)
+    } finally {
+      await s.hub.ctx.db.exec(`DROP TRIGGER IF EXISTS eb_fail ON invoices`);
+    }
+  });
+
+  maybe("the hub's workers work a burst of events in batches, each applied once", async () => {
+    const fs = Array.from({ length: 40 }, () => failure('d'));
+    await Promise.all(fs.map((f) => s.sendStripe('acme', stripeEvents.paymentFailed(f))));
+    const refs = fs.map((f) => f.invoice);
+    const rows = await waitFor(async () => {
+      const r = (await s.hub.ctx.db.query<{ status: string; done_at: Date | null }>(
+        `SELECT o.status, o.done_at FROM invoices i JOIN exchanges x ON x.invoice_id = i.id
+           JOIN outbox o ON o.kind = 'process_event' AND (o.payload->>'inboundEventId')::bigint = x.inbound_event_id
+          WHERE i.provider_ref = ANY($1::text[])`,
+        [refs],
+      )).rows;
+      return r.length === 40 && r.every((x) => x.status === 'done') ? r : null;
+    }, 30_000, 100, 'every event processed');
+    expect(await invoiceCount(refs)).toBe(40);
+    // Fewer commits than events: several events completed by one transaction.
+    expect(new Set(rows.map((r) => new Date(r.done_at!).getTime())).size).toBeLessThan(40);
+  });
+});
