@@ -570,7 +570,11 @@ describe('npm run demo -- --once', () => {
     // The Adyen SEPA return (AM04) became a case.
     expect(example('adyen', /GLX-C-\d+/, /GLX-[0-9A-F]+-\d+/)).toMatch(/a returned SEPA debit: customer 200, invoice \w+ \(failure AM04 → insufficient_funds\), case cse_/);
     expect(out).toMatch(/mandate cancelled:\s+.*\(gocardless, acme\): mandateStatus revoked, no case/);
+    // Each example customer's payment-behaviour flags, each with its why (issue 17).
+    expect(out).toMatch(/^ {4}(flags: none|flag (in_collection_now|broken_arrangement_12m|repeated_insufficient_funds|disputed_12m): \S.*\.)$/m);
     expect(out).toContain('→ 404 (checked: globex cannot see acme data)');
+    // Screening a sign-up with that customer's e-mail: acme finds its debtor, globex nothing.
+    expect(out).toMatch(/→ acme: dbt_\w+ by email, flags on: \S.*; globex: no match \(checked: screening never crosses merchants\)/);
 
     expect(fs.existsSync(path.join(dataDir, 'pglite'))).toBe(true);
     expect(out).toContain('[demo] stopped');
