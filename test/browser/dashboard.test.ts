@@ -184,6 +184,8 @@ suite.describe('merchant dashboard in Chromium', () => {
     expect(await text('[data-merchant-ref]')).toBe('CRM-CARL');
     expect(await page.$$eval('tr[data-identity]', (tr) => tr.map((x) => (x as HTMLElement).dataset.identity).sort())).toEqual(['stripe:cus_carl', 'stripe:cus_carlweb']);
     expect(await page.locator('tr[data-invoice="in_carlweb1"]').count()).toBe(1);
+    // The payment-behaviour card: Carl is in collection now, and the flag says why (issue 17).
+    expect(await text('[data-flag="in_collection_now"]')).toMatch(/^in collection now In collection now with refagency: 1 live case \(cse_\w+ [a-z ]+\), €?(EUR )?155\.00 open\.$/);
     const timeline = await page.$$eval('ol.timeline li', (li) => li.map((x) => `${(x as HTMLElement).dataset.entity}:${(x as HTMLElement).dataset.status}`));
     expect(timeline).toEqual(expect.arrayContaining(['invoice:payment_failed', 'invoice:pending_handover', 'case:submitted', 'invoice:submitted', 'case:in_collection', 'claim:in_collection', 'invoice:in_collection']));
     await shot('customer');
