@@ -177,6 +177,7 @@ hub:
   host: ${HOST}
   dataDir: ${JSON.stringify(s.dataDir)}
   logLevel: ${s.logLevel}
+  identifierHashSecret: "\${DEMO_IDENTIFIER_HASH_SECRET}"   # screening's salted hashes
 auth:
   merchantTokenSecret: "\${DEMO_MERCHANT_TOKEN_SECRET}"
   merchantTokenTtlSeconds: 28800
@@ -233,6 +234,7 @@ partners:
 
 interface Secrets {
   merchantToken: string;
+  identifierHash: string;
   hubToAgency: string;
   agencyToHub: string;
   rivertyClientSecret: string;
@@ -452,6 +454,7 @@ async function main(): Promise<void> {
   // passes the rules a hub applies to its secrets at start-up.
   const secrets: Secrets = {
     merchantToken: generateSecret('merchantToken'),
+    identifierHash: generateSecret('identifierHash'),
     hubToAgency: generateSecret('hs256'),
     agencyToHub: generateSecret('hs256'),
     rivertyClientSecret: generateSecret('clientSecret'),
@@ -476,6 +479,7 @@ async function main(): Promise<void> {
   try {
     config = parseConfig(demoConfigYaml(s, simUrl, rivertyUrl, fakes), {
       DEMO_MERCHANT_TOKEN_SECRET: secrets.merchantToken,
+      DEMO_IDENTIFIER_HASH_SECRET: secrets.identifierHash,
       DEMO_ACME_STRIPE_WHSEC: secrets.stripe.acme,
       DEMO_GLOBEX_STRIPE_WHSEC: secrets.stripe.globex,
       DEMO_ACME_MOLLIE_API_KEY: secrets.mollieApiKey,
@@ -937,6 +941,16 @@ async function buildSummary(
     lines.push(`  Tenant isolation — globex asking for acme's customer:`);
     lines.push(`  curl -H "Authorization: Bearer $GLOBEX_TOKEN" ${hubUrl}/v1/customers/${isolationExample.customer}`);
     lines.push(`      → ${isolation.status}${isolation.status === 404 ? ' (checked: globex cannot see acme data)' : ' (UNEXPECTED: should be 404)'}`);
+    // Screening a sign-up (README "Screening a sign-up"): that customer's e-mail, screened by acme and by globex.
+    const email = (await get(`/v1/customers/${isolationExample.customer}`, tokens.acme)).body?.email as string | undefined;
+    if (email) {
+      const screen = async (t: string) => (await (await fetch(`${hubUrl}/v1/screening`, { method: 'POST', headers: { authorization: `Bearer ${t}`, 'content-type': 'application/json' }, body: JSON.stringify({ email }) })).json()) as any;
+      const [mine, theirs] = [await screen(tokens.acme), await screen(tokens.globex)];
+      const found = (mine.debtors ?? []).map((d: any) => `${d.id} by ${d.matchedBy.join(', ')}, flags on: ${d.flags.filter((f: any) => f.on).map((f: any) => f.name).join(', ') || 'none'}`);
+      lines.push(`  Screening a sign-up with that customer's e-mail (matched by salted hashes only):`);
+      lines.push(`  curl -X POST -H "Authorization: Bearer $ACME_TOKEN" -H 'content-type: application/json' -d '{"email":"${email}"}' ${hubUrl}/v1/screening`);
+      lines.push(`      → acme: ${mine.match ? found.join('; ') : 'no match (UNEXPECTED)'}; globex: ${theirs.match === false ? 'no match (checked: screening never crosses merchants)' : 'UNEXPECTED: a match'}`);
+    }
   }
   lines.push(rule, '');
   return lines.join('\n');

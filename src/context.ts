@@ -11,6 +11,7 @@ import type { Metrics } from './observability/metrics';
 import type { PspMapping, AgencyMapping } from './mappings/types';
 import type { AgencyClient, HubTokenSigner } from '../connectors/agency/types';
 import { addToOutbox, type DispatchItem, type OutboxInput } from './outbox/outbox';
+import type { IdentifierHasher } from './screening/identifiers';
 
 export type MerchantSettings = HubConfig['merchants'][number];
 
@@ -36,6 +37,8 @@ export interface HubContext {
   partners: Map<string, PartnerRuntime>;
   pspMappings: Map<string, PspMapping>;
   signer: HubTokenSigner & { jwks(): { keys: object[] } };
+  /** Hashes screening identifiers with hub.identifierHashSecret (src/screening/identifiers.ts). */
+  identifiers: IdentifierHasher;
   /**
    * Run fn in a transaction; the outbox rows it adds are handed to the queue once it has committed,
    * without waiting for the queue (see dispatchCommitted).

@@ -31,6 +31,8 @@ import { installDashboard } from './dashboard';
 import { notifyFromHistory } from './notify/scanner';
 import { COUNTRY_RULES_FILE, loadCountryRules } from './policy/country-rules';
 import { purgeExpired } from './privacy/retention';
+import { createIdentifierHasher } from './screening/identifiers';
+import { backfillIdentifierHashes } from './screening/store';
 import { notifyLanes } from './notify/kinds';
 import { partnerLane } from './outbox/outbox';
 
@@ -111,7 +113,8 @@ export async function createHub(opts: HubOptions): Promise<Hub> {
     partners.set(p.id, { settings: p, mapping, client: connector.create({ partnerId: p.id, hubId: config.hub.id, config: p.config, mapping, signer }) });
   }
 
-  const ctx: HubContext = { config, db, dispatcher, clock, logger, metrics, merchants, partners, pspMappings, signer, commit: makeCommit(db, dispatcher, clock) };
+  const identifiers = createIdentifierHasher(config.hub.identifierHashSecret);
+  const ctx: HubContext = { config, db, dispatcher, clock, logger, metrics, merchants, partners, pspMappings, signer, identifiers, commit: makeCommit(db, dispatcher, clock) };
   const app = createApp(ctx, [(a) => installDashboard(a, ctx)]);
   let server: http.Server | null = null;
   let metricsServer: http.Server | null = null;
@@ -192,6 +195,10 @@ export async function createHub(opts: HubOptions): Promise<Hub> {
         const freed = await db.query(`UPDATE outbox SET status = 'pending', locked_until = NULL, updated_at = $1 WHERE status = 'in_flight'`, [clock.now()]);
         if (freed.rowCount) logger.warn('outbox rows left in flight by a previous run are due again', { count: freed.rowCount });
       }
+      // Customers known from before screening's hashes existed get theirs now (src/screening/store.ts), beside the work.
+      void backfillIdentifierHashes(db, identifiers, clock.now())
+        .then((n) => (n ? logger.info('identifier hashes backfilled for screening', { customers: n }) : undefined))
+        .catch((err) => logger.warn('identifier hash backfill failed; it runs again at the next start', { error: (err as Error).message }));
       runner = createOutboxRunner(ctx);
       await dispatcher.startWorkers(['hub', ...[...partners.keys()].map(partnerLane), ...notifyLanes(config)], runner, config.delivery.concurrency);
       await reconcileNow();

@@ -36,6 +36,11 @@ export interface InvoiceFacts {
    * Basil: `parent.subscription_details`): where a merchant keeps its own customer id.
    */
   subscriptionMetadata?: Record<string, string>;
+  /**
+   * The card's fingerprint on the failed attempt's PaymentMethod (`last_payment_error.payment_method
+   * .card.fingerprint`, expanded in webhooks), when the facts have a failure code and the method is a card.
+   */
+  cardFingerprint?: string;
 }
 
 let seq = 0;
@@ -94,7 +99,11 @@ function invoiceObject(f: InvoiceFacts, status: 'open' | 'paid' | 'uncollectible
           code: f.method === 'sepa_debit' ? f.failureCode : 'card_declined',
           decline_code: f.method === 'sepa_debit' ? undefined : f.failureCode,
           message: `Payment failed: ${f.failureCode}`,
-          payment_method: { id: `pm_${f.invoice.slice(3)}`, type: f.method ?? 'card' },
+          payment_method: {
+            id: `pm_${f.invoice.slice(3)}`,
+            type: f.method ?? 'card',
+            ...(f.cardFingerprint && (f.method ?? 'card') === 'card' ? { card: { brand: 'visa', last4: '4242', fingerprint: f.cardFingerprint } } : {}),
+          },
         },
       }
     : pi;

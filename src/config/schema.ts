@@ -247,6 +247,13 @@ export const configSchema = z.object({
       .string()
       .refine((v) => Buffer.from(v.replace(/-/g, '+').replace(/_/g, '/'), 'base64').length === 32, 'must be 32 random bytes in base64 (openssl rand -base64 32)')
       .optional(),
+    /**
+     * The key of the salted hashes screening stores and matches identifiers by (e-mail, the
+     * merchant's customer id, IBAN, card fingerprint; src/screening/identifiers.ts): 32+ random
+     * bytes from the environment, required, never a default. Replacing it makes every stored hash
+     * unmatchable (README "Screening a sign-up").
+     */
+    identifierHashSecret: secretSchema('identifierHash'),
     /** Server timeouts, connection cap and `trust proxy` (HTTP_DEFAULTS). */
     http: z
       .strictObject({

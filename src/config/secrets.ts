@@ -27,6 +27,7 @@ export type SecretKind =
   | 'gocardlessWebhook'
   | 'standardWebhook'
   | 'basicAuthPassword'
+  | 'identifierHash'
   | 'apiKey'
   | 'clientSecret';
 
@@ -113,6 +114,13 @@ export const SECRET_KINDS: Record<SecretKind, KindRule> = {
         : undefined,
     random: true,
     generate: () => b64url(24),
+  },
+  identifierHash: {
+    what: 'identifier-hash secret',
+    // The HMAC-SHA256 key of the screening hashes (src/screening/identifiers.ts): at least as long as the hash.
+    shape: atLeastBytes(MIN_HS256_SECRET_BYTES, 'the HMAC-SHA256 key of the screening hashes is at least as long as the hash, 256 bits: `openssl rand -base64 32`'),
+    random: true,
+    generate: () => b64url(32),
   },
   apiKey: { what: 'API key', shape: () => undefined, random: false, generate: () => b64url(32) },
   clientSecret: { what: 'OAuth2 client secret', shape: () => undefined, random: false, generate: () => b64url(32) },

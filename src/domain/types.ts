@@ -107,6 +107,13 @@ export interface PaymentInfo {
   /** Other PSP ids of the same payment (a charge and its payment intent) used to find the invoice. */
   relatedRefs?: string[];
   amount?: Money;
+  /**
+   * The account or card the payment used, where the PSP tells (Mollie `details.consumerAccount`,
+   * `details.cardFingerprint`; Stripe `payment_method…card.fingerprint`). Only ever stored as a
+   * salted hash for screening (src/screening/identifiers.ts), never in plain.
+   */
+  iban?: string;
+  cardFingerprint?: string;
 }
 
 export interface FailureInfo {

@@ -6,6 +6,7 @@ import { partnerEventsRouter } from './partner-events';
 import { merchantApiRouter } from './merchant-api';
 import { merchantActionsRouter } from './merchant-actions';
 import { privacyApiRouter } from './privacy-api';
+import { screeningApiRouter } from './screening-api';
 import { healthRouter } from './health';
 import { errorHandler, errorBody } from './errors';
 import { chargeOrThrow, createRateLimiters, limitBy, sourceAddress, type LimitRule } from './rate-limit';
@@ -106,6 +107,7 @@ export function createApp(ctx: HubContext, extra: ((app: Express) => void)[] = [
   // Before the merchant API router, whose /v1/invoices middleware would count a request twice.
   app.use(merchantActionsRouter(ctx, { perMerchantLimit: apiBudget }));
   app.use(privacyApiRouter(ctx, { perMerchantLimit: apiBudget }));
+  app.use(screeningApiRouter(ctx, { perMerchantLimit: apiBudget }));
   app.use(merchantApiRouter(ctx, { perMerchantLimit: apiBudget }));
   for (const add of extra) add(app);
   app.use((req, res) => {

@@ -17,6 +17,8 @@ export interface DebtorLinkResult {
   /** The debtor the customer was linked to before, when this event moved it. */
   movedFrom: string | null;
   key: DebtorKey['kind'];
+  /** What the customer row held before this event (null: a customer seen for the first time). */
+  known: { email: string | null; merchantRef: string | null } | null;
 }
 
 /**
@@ -92,5 +94,5 @@ export async function linkDebtor(
       detail: { debtorId, key: key.kind, ...(movedFrom ? { previousDebtorId: movedFrom } : {}) },
     }, now);
   }
-  return { debtorId, movedFrom, key: key.kind };
+  return { debtorId, movedFrom, key: key.kind, known: current ? { email: current.email, merchantRef: current.merchant_ref } : null };
 }

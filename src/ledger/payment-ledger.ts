@@ -21,6 +21,8 @@ import { refreshCaseStatus } from './case-status';
 import { findLinkedInvoice, rememberLinkKeys, withLinkNote, type LinkOutcome } from './invoice-link';
 import { writeBackIdempotencyKey } from '../notify/stripe-writeback-stage';
 import { linkDebtor } from './debtors';
+import type { IdentifierHasher } from '../screening/identifiers';
+import { learnIdentifiers } from '../screening/store';
 import { decidePaymentEvent, invoiceStateOf, type InvoicePatch, type LiveClaim, type PaymentDecision } from './payment-decision';
 import { addHistoryRows } from '../pipeline/history-rows';
 
@@ -31,11 +33,17 @@ export interface LedgerResult {
   note: string;
 }
 
-export async function upsertCustomer(sql: Sql, merchant: MerchantSettings, ev: PaymentEvent, now: Date): Promise<CustomerRow | null> {
+/**
+ * The event's customer, created or updated, linked to its debtor; and, in the same transaction,
+ * the salted hashes of the identifiers the event teaches about it (e-mail, the merchant's customer
+ * id, IBAN, card fingerprint) for screening (src/screening/store.ts), never the plain values.
+ */
+export async function upsertCustomer(sql: Sql, merchant: MerchantSettings, ev: PaymentEvent, now: Date, identifiers: IdentifierHasher): Promise<CustomerRow | null> {
   const c = ev.customer;
   if (!c?.ref) return null;
   // The merchant-level debtor first (src/ledger/debtors.ts): it locks the customer, then the debtor.
-  const { debtorId } = await linkDebtor(sql, ev.merchantId, ev.provider, c, merchant.policy, now);
+  const link = await linkDebtor(sql, ev.merchantId, ev.provider, c, merchant.policy, now);
+  const debtorId = link.debtorId;
   const r = await sql.query<CustomerRow>(
     `INSERT INTO customers (id, merchant_id, provider, provider_ref, name, email, phone, address, country, locale, type, created_at, updated_at, debtor_id, merchant_ref)
      VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$12,$13,$14)
@@ -52,7 +60,9 @@ export async function upsertCustomer(sql: Sql, merchant: MerchantSettings, ev: P
       c.type ?? merchant.policy.defaultDebtorType, now, debtorId, c.merchantRef ?? null,
     ],
   );
-  return r.rows[0];
+  const row = r.rows[0];
+  await learnIdentifiers(sql, identifiers, row, ev, link, now);
+  return row;
 }
 
 /**
@@ -225,8 +235,10 @@ export async function applyPaymentEvent(
   merchant: MerchantSettings,
   ev: PaymentEvent,
   now: Date,
+  /** The hub's identifier hasher (HubContext.identifiers): what the event teaches is kept only hashed. */
+  identifiers: IdentifierHasher,
 ): Promise<LedgerResult> {
-  const customer = await upsertCustomer(sql, merchant, ev, now);
+  const customer = await upsertCustomer(sql, merchant, ev, now, identifiers);
   // Serialize all work on one customer (hand-over checks, concurrent events): nothing twice.
   if (customer) await sql.query(`SELECT id FROM customers WHERE id = $1 FOR UPDATE`, [customer.id]);
   const link: LinkOutcome = {};

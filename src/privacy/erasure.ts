@@ -1,6 +1,7 @@
 /**
  * Erasure of one debtor's personal data at the merchant's request (GDPR art. 17), issue 13 item 6.
- * The customer's name, e-mail, phone and address are cleared, and the raw PSP payloads, sync-log
+ * The customer's name, e-mail, phone and address are cleared, its screening hashes deleted
+ * (src/screening/store.ts: screening finds nothing of it afterwards), and the raw PSP payloads, sync-log
  * bodies and agency notes that concern the customer are purged as the retention purge would
  * (src/privacy/retention.ts). The accounting trail (invoices, claims, cases, amounts, the
  * timeline) stays: the merchant must keep it (bookkeeping duties), and it holds no contact data.
@@ -19,6 +20,7 @@ import { TERMINAL_STATUSES } from '../domain/types';
 import { addHistory } from '../ledger/history';
 import { recordExchanges } from '../exchanges/exchange-log';
 import { purgedPayload } from './retention';
+import { eraseIdentifierHashes } from '../screening/store';
 
 export interface LegalHold {
   invoiceId: string;
@@ -46,7 +48,7 @@ export function legalHolds(invoices: Pick<InvoiceRow, 'id' | 'status' | 'failure
 }
 
 export type ErasureOutcome =
-  | { erased: true; customerId: string; purged: { inboundEvents: number; exchanges: number; partnerUpdates: number } }
+  | { erased: true; customerId: string; purged: { inboundEvents: number; exchanges: number; partnerUpdates: number; identifierHashes: number } }
   | { erased: false; customerId: string; holds: LegalHold[] };
 
 /** Inside the caller's transaction: erase, or report the holds. The customer row is locked. */
@@ -64,6 +66,9 @@ export async function eraseCustomer(sql: Sql, customer: CustomerRow, now: Date, 
   // The derived profile: the flag set last sent for the debtor (issue 17, migration 018).
   await sql.query(`DELETE FROM debtor_profiles WHERE merchant_id = $1 AND debtor_id = (SELECT debtor_id FROM customers WHERE id = $2)`, [customer.merchant_id, customer.id]);
   await sql.query(`UPDATE customers SET name = NULL, email = NULL, phone = NULL, address = NULL, erased_at = $2, updated_at = $2 WHERE id = $1`, [customer.id, now]);
+  // Screening's salted hashes of the customer's e-mail, customer id, IBAN and card (src/screening/store.ts):
+  // after erasure a screening finds nothing of this customer, and an erased customer gets no new ones.
+  const identifierHashes = await eraseIdentifierHashes(sql, customer.id);
   // Raw PSP events of this customer: the ones its sync-log entries point at.
   const events = await sql.query(
     `UPDATE inbound_events SET payload = $4::jsonb, purged_at = $5
@@ -80,8 +85,8 @@ export async function eraseCustomer(sql: Sql, customer: CustomerRow, now: Date, 
     `UPDATE partner_updates SET payload = payload - 'note', purged_at = $2 WHERE payload->>'caseId' = ANY($1::text[]) OR payload->>'caseReference' = ANY($1::text[])`,
     [caseIds, now],
   );
-  const purged = { inboundEvents: events.rowCount ?? 0, exchanges: exchanges.rowCount ?? 0, partnerUpdates: notes.rowCount ?? 0 };
+  const purged = { inboundEvents: events.rowCount ?? 0, exchanges: exchanges.rowCount ?? 0, partnerUpdates: notes.rowCount ?? 0, identifierHashes };
   await addHistory(sql, { merchantId: customer.merchant_id, entity: 'customer', entityId: customer.id, status: 'personal_data_erased', reason: null, source: requestedBy, occurredAt: now, detail: { gdpr: 'art. 17', ...purged } }, now);
-  await recordExchanges(sql, [{ ...base, outcome: 'ok', httpStatus: 200, summary: `personal data erased (GDPR art. 17): ${purged.inboundEvents} PSP events, ${purged.exchanges} sync-log bodies, ${purged.partnerUpdates} agency notes purged` }]);
+  await recordExchanges(sql, [{ ...base, outcome: 'ok', httpStatus: 200, summary: `personal data erased (GDPR art. 17): ${purged.inboundEvents} PSP events, ${purged.exchanges} sync-log bodies, ${purged.partnerUpdates} agency notes purged, ${purged.identifierHashes} screening hashes deleted` }]);
   return { erased: true, customerId: customer.id, purged };
 }

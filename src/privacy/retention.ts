@@ -6,6 +6,11 @@
  * invoices, claims, cases, amounts and every status change with its date and source, and of each
  * purged row its ids, type, outcome and dates. The decision (what is old enough, what a purged
  * payload keeps) is pure; `purgeExpired` is the SQL edge, run by the hub's background loop.
+ *
+ * Screening's identifier hashes (src/screening/store.ts) are not purged here: they follow the
+ * customer's lifetime, not the age of a payload — they go when the customer's personal data is
+ * erased (src/privacy/erasure.ts) and with the customer row (ON DELETE CASCADE, migration 019).
+ * A screening that could not find a customer after 180 days would fail exactly what it is for.
  */
 import type { Sql } from '../store/db';
 import { DAY_MS } from '../domain/clock';

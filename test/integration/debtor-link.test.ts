@@ -10,6 +10,7 @@ import type { MerchantSettings } from '../../src/context';
 import type { CustomerInfo, PaymentEvent } from '../../src/domain/types';
 import { upsertCustomer } from '../../src/ledger/payment-ledger';
 import { DB_BACKENDS, dbSuite } from './db-backends';
+import { testIdentifierHasher } from '../support/secrets';
 
 const merchant = (id: string, matchEmail: boolean) =>
   ({ id, policy: { defaultDebtorType: 'consumer', debtorIdentity: { metadataKeys: ['customer_id'], matchEmail } } }) as unknown as MerchantSettings;
@@ -28,7 +29,7 @@ describe.each(backends)('linking PSP customers to debtors ($name)', (backend) =>
     await migrate(db);
   });
 
-  const upsert = (m: MerchantSettings, provider: string, c: CustomerInfo) => db.tx((sql) => upsertCustomer(sql, m, event(m.id, provider, c), new Date()));
+  const upsert = (m: MerchantSettings, provider: string, c: CustomerInfo) => db.tx((sql) => upsertCustomer(sql, m, event(m.id, provider, c), new Date(), testIdentifierHasher()));
 
   maybe('joins customers by e-mail only when the merchant opted in', async () => {
     const on = merchant('m_on', true);

@@ -10,6 +10,7 @@ import type { Database } from '../../src/store/db';
 import { applyPaymentEvent } from '../../src/ledger/payment-ledger';
 import type { MerchantSettings, OutboxWriter } from '../../src/context';
 import type { InvoiceLinkKey, PaymentEvent } from '../../src/domain/types';
+import { testIdentifierHasher } from '../support/secrets';
 
 const merchant: MerchantSettings = {
   id: 'acme',
@@ -57,7 +58,7 @@ function paidPayment(tr: string, customer: string, linkKeys: InvoiceLinkKey[], o
   };
 }
 
-const apply = (ev: PaymentEvent) => db.tx((sql) => applyPaymentEvent(sql, noOutbox, merchant, ev, new Date(ev.occurredAt)));
+const apply = (ev: PaymentEvent) => db.tx((sql) => applyPaymentEvent(sql, noOutbox, merchant, ev, new Date(ev.occurredAt), testIdentifierHasher()));
 const invoiceByRef = async (ref: string) =>
   (await db.query<{ id: string; status: string; resolution: string | null }>(`SELECT id, status, resolution FROM invoices WHERE merchant_id = 'acme' AND provider = 'mollie' AND provider_ref = $1`, [ref])).rows[0];
 const invoiceCount = async () => Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM invoices WHERE merchant_id = 'acme' AND provider = 'mollie'`)).rows[0].n);

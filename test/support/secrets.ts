@@ -4,8 +4,16 @@
  * literal in this repository is a published one — so tests draw theirs fresh, per test file.
  */
 import { generateSecret, type SecretKind } from '../../src/config/secrets';
+import { createIdentifierHasher, type IdentifierHasher } from '../../src/screening/identifiers';
 
 /** A new random secret of `kind` (default: an HS256 key of 32 random bytes). */
 export function testSecret(kind: SecretKind = 'hs256'): string {
   return generateSecret(kind);
+}
+
+let hasher: IdentifierHasher | undefined;
+
+/** An identifier hasher (screening, src/screening/identifiers.ts) keyed with a secret drawn fresh for this test file. */
+export function testIdentifierHasher(): IdentifierHasher {
+  return (hasher ??= createIdentifierHasher(generateSecret('identifierHash')));
 }

@@ -20,6 +20,8 @@ export type Mode = 'embedded' | 'services';
 /** Drawn fresh for each test file (./secrets.ts): the hub refuses weak or published secrets. */
 export const SECRETS = {
   merchantToken: testSecret('merchantToken'),
+  /** hub.identifierHashSecret: the key of screening's salted hashes. */
+  identifierHash: testSecret('identifierHash'),
   hubToAgency: testSecret(),
   agencyToHub: testSecret(),
   stripe: { acme: testSecret('stripeWebhook'), globex: testSecret('stripeWebhook') },
@@ -106,7 +108,7 @@ export function testConfigYaml(o: { simUrl: string; hubPort: number; handoverAft
   const partner = o.partnerId ?? PARTNER_IDS.reference;
   const outbound = !o.outboundAlg || o.outboundAlg === 'HS256' ? `{ alg: HS256, secret: ${SECRETS.hubToAgency} }` : `{ alg: ${o.outboundAlg} }`;
   return `
-hub: { id: collection-hub, publicUrl: "http://127.0.0.1:${o.hubPort}", port: ${o.hubPort}, host: 127.0.0.1, logLevel: error }
+hub: { id: collection-hub, publicUrl: "http://127.0.0.1:${o.hubPort}", port: ${o.hubPort}, host: 127.0.0.1, logLevel: error, identifierHashSecret: ${SECRETS.identifierHash} }
 auth: { merchantTokenSecret: ${SECRETS.merchantToken} }
 delivery: { maxAttempts: 5, baseDelayMs: 100, maxDelayMs: 2000, reconcileEverySeconds: 1, leaseSeconds: 10, concurrency: 4 }
 merchants:

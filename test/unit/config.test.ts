@@ -44,7 +44,10 @@ describe('parseConfig on the example file', () => {
   });
 
   it('with an empty environment it is refused, naming the secret that is missing (no secret has a default)', () => {
-    expect(() => parseConfig(EXAMPLE_FILE, {})).toThrow(/environment variable HUB_MERCHANT_TOKEN_SECRET is not set/);
+    // The first secret of the file (hub.identifierHashSecret) is the first one named.
+    expect(() => parseConfig(EXAMPLE_FILE, {})).toThrow(/hub\.identifierHashSecret: environment variable HUB_IDENTIFIER_HASH_SECRET is not set/);
+    const { HUB_MERCHANT_TOKEN_SECRET: _gone, ...rest } = ENV;
+    expect(() => parseConfig(EXAMPLE_FILE, rest)).toThrow(/environment variable HUB_MERCHANT_TOKEN_SECRET is not set/);
   });
 
   it('succeeds with its secrets in the environment, using the defaults for the rest', () => {
@@ -232,6 +235,7 @@ describe('the contract §7 example', () => {
 hub:
   id: collection-hub
   publicUrl: http://localhost:3000
+  identifierHashSecret: \${HUB_IDENTIFIER_HASH_SECRET}   # not in the contract: screening's hash key (issue 17), required
 auth:
   merchantTokenSecret: \${HUB_MERCHANT_TOKEN_SECRET}   # HS256 merchant tokens; \`npm run token -- <merchantId>\` prints one
 merchants:
@@ -253,6 +257,7 @@ partners:
 `;
   const env = {
     HUB_MERCHANT_TOKEN_SECRET: testSecret('merchantToken'),
+    HUB_IDENTIFIER_HASH_SECRET: testSecret('identifierHash'),
     ACME_STRIPE_WHSEC: testSecret('stripeWebhook'),
     ACME_STRIPE_KEY: 'sk_test_contract',
     REFAGENCY_OUT_SECRET: testSecret(),

@@ -15,6 +15,7 @@ import { ManualClock, DAY_MS } from '../../src/domain/clock';
 import { createLogger } from '../../src/observability/logger';
 import { createMetrics } from '../../src/observability/metrics';
 import type { Dispatcher } from '../../src/queue/dispatcher';
+import { testIdentifierHasher } from '../support/secrets';
 
 const merchant: MerchantSettings = {
   id: 'acme',
@@ -89,7 +90,7 @@ const recorder = (): Recorder => {
 };
 
 async function apply(ev: PaymentEvent, outbox: Recorder = recorder(), now: Date = NOW) {
-  const result = await db.tx((sql) => applyPaymentEvent(sql, outbox, merchant, ev, now));
+  const result = await db.tx((sql) => applyPaymentEvent(sql, outbox, merchant, ev, now, testIdentifierHasher()));
   return { result, outbox: outbox.rows };
 }
 

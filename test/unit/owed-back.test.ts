@@ -24,6 +24,7 @@ import { createMetrics } from '../../src/observability/metrics';
 import type { Dispatcher } from '../../src/queue/dispatcher';
 import { eventTypeOf } from '../../src/notify/events';
 import { policySchema } from '../../src/config/schema';
+import { testIdentifierHasher } from '../support/secrets';
 
 const merchant: MerchantSettings = {
   id: 'acme',
@@ -86,7 +87,7 @@ const recorder = (): OutboxWriter & { rows: OutboxInput[] } => {
 
 async function apply(ev: PaymentEvent, now = after(30)) {
   const outbox = recorder();
-  const result = await db.tx((sql) => applyPaymentEvent(sql, outbox, merchant, ev, now));
+  const result = await db.tx((sql) => applyPaymentEvent(sql, outbox, merchant, ev, now, testIdentifierHasher()));
   return { result, rows: outbox.rows };
 }
 

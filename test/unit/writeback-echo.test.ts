@@ -21,6 +21,7 @@ import { writeBackIdempotencyKey } from '../../src/notify/stripe-writeback-stage
 import { normalizeStripeEvent } from '../../connectors/psp/stripe/normalize';
 import { loadPspMapping } from '../../src/mappings/load';
 import { stripeEchoes, stripeEvents } from '../../sim/psp/stripe-events';
+import { testIdentifierHasher } from '../support/secrets';
 
 const merchant: MerchantSettings = {
   id: 'acme',
@@ -73,7 +74,7 @@ const recorder = (): OutboxWriter & { rows: OutboxInput[] } => {
 
 async function apply(ev: PaymentEvent, now = after(30)) {
   const outbox = recorder();
-  const result = await db.tx((sql) => applyPaymentEvent(sql, outbox, merchant, ev, now));
+  const result = await db.tx((sql) => applyPaymentEvent(sql, outbox, merchant, ev, now, testIdentifierHasher()));
   return { result, rows: outbox.rows };
 }
 

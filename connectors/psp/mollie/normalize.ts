@@ -50,6 +50,7 @@ import {
 import { mollieLinkKeys } from './invoice-link-keys';
 import { sepaReturnCode, sepaReturnOf } from '../sepa-return';
 import { merchantRefOf, withMerchantRef } from '../merchant-ref';
+import { normaliseIban } from '../../../src/screening/identifiers';
 
 export const MOLLIE_PROVIDER = 'mollie';
 
@@ -188,7 +189,9 @@ export function normalizeMolliePayment(raw: RawInboundEvent, ctx: NormalizeConte
       description: p.description ?? undefined,
       linkKeys: nonEmptyList(mollieLinkKeys(p, amount, ctx.config.invoiceLink)),
     }),
-    payment: compact<PaymentInfo>({ ref: p.id, method: methodOf(p.method) }),
+    // The debtor's account (SEPA Direct Debit, iDEAL, Bancontact, bank transfer: an IBAN; PayPal puts
+    // an e-mail there, which is not taken) and card, for screening's salted hashes only.
+    payment: compact<PaymentInfo>({ ref: p.id, method: methodOf(p.method), iban: normaliseIban(p.details?.consumerAccount) ?? undefined, cardFingerprint: nonEmpty(p.details?.cardFingerprint) }),
     factKey: fact.factKey,
   };
   const detail: Record<string, unknown> = {

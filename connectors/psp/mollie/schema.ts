@@ -117,6 +117,8 @@ export const molliePaymentDetailsSchema = z.looseObject({
   // Credit card (and Bancontact's `failureReason`)
   cardHolder: z.string().nullish(),
   cardCountryCode: z.string().nullish(),
+  /** Mollie's own id of the card (the same card, the same value), hashed for screening only. */
+  cardFingerprint: z.string().nullish(),
   failureReason: z.string().nullish(),
   failureMessage: z.string().nullish(),
 });

@@ -246,16 +246,17 @@ function readInvoice(inv: StripeInvoicePayload): InvoiceReading {
     ...entries.flatMap((p) => [refOf(p.payment?.payment_intent), refOf(p.payment?.charge)]),
   ]);
   const ref = piRef ?? chargeRef;
+  const lpe = pi?.last_payment_error;
   const payment: PaymentInfo | undefined = ref
     ? compact<PaymentInfo>({
         ref,
         method: paymentMethod(inv, pi, charge),
         attempt: inv.attempt_count ?? undefined,
         relatedRefs: related.length > 0 ? related : undefined,
+        cardFingerprint: cardFingerprintOf(charge, lpe),
       })
     : undefined;
 
-  const lpe = pi?.last_payment_error;
   const lfe = inv.last_finalization_error;
   return {
     customer,
@@ -278,6 +279,19 @@ function readInvoice(inv: StripeInvoicePayload): InvoiceReading {
       attemptCount: payment ? undefined : (inv.attempt_count ?? undefined),
     }),
   };
+}
+
+/**
+ * The card's fingerprint (the same card number, the same value in the merchant's account): the
+ * charge's `payment_method_details.card`, else the PaymentMethod of the failed attempt, which
+ * webhooks carry expanded. Hashed for screening only (src/screening/identifiers.ts).
+ */
+function cardFingerprintOf(
+  charge: Pick<StripeChargePayload, 'payment_method_details'> | undefined,
+  lpe: { payment_method?: { card?: { fingerprint?: string | null } | null } | null } | null | undefined,
+): string | undefined {
+  const v = charge?.payment_method_details?.card?.fingerprint ?? lpe?.payment_method?.card?.fingerprint;
+  return typeof v === 'string' && v.trim() ? v.trim() : undefined;
 }
 
 /**
@@ -475,6 +489,7 @@ interface PaymentReading {
   description?: string;
   customer?: CustomerInfo;
   method: PaymentMethod;
+  cardFingerprint?: string;
   /** Raw failure codes, most specific first. */
   failureCodes: string[];
   failureMessage?: string;
@@ -501,6 +516,7 @@ function readPayment(eventId: string, object: unknown): PaymentReading {
       description: pi.description ?? undefined,
       customer: paymentCustomer(pi.customer, charge?.billing_details ?? lpe?.payment_method?.billing_details, pi.receipt_email ?? charge?.receipt_email),
       method: used ? methodOf(used) : (singleMethod(pi.payment_method_types) ?? 'other'),
+      cardFingerprint: cardFingerprintOf(charge, lpe),
       // psp-webhooks.md §1.4: the issuer's decline_code, then the generic code; the charge's
       // outcome.reason / failure_code when the PaymentIntent's error says nothing.
       failureCodes: unique([lpe?.decline_code, lpe?.code, charge?.outcome?.reason, charge?.failure_code]),
@@ -525,6 +541,7 @@ function readPayment(eventId: string, object: unknown): PaymentReading {
     description: charge.description ?? undefined,
     customer: paymentCustomer(charge.customer, charge.billing_details, charge.receipt_email),
     method: methodOf(charge.payment_method_details?.type ?? lpe?.payment_method?.type),
+    cardFingerprint: cardFingerprintOf(charge, lpe),
     // A charge's outcome.reason holds the decline code (or a Radar verdict), failure_code the generic code.
     failureCodes: unique([charge.outcome?.reason, charge.failure_code, lpe?.decline_code, lpe?.code]),
     failureMessage: charge.failure_message ?? lpe?.message ?? undefined,
@@ -554,7 +571,7 @@ function paymentFailureEvent(eventId: string, object: unknown, mapping: PspMappi
     throw new StripePayloadError(`stripe event ${eventId}: data.object (${read.objectType}): amount and currency are required`);
   }
   const amount = money(read.amount, read.currency);
-  const payment = compact<PaymentInfo>({ ref: read.ref, method: read.method, relatedRefs: read.relatedRefs.length > 0 ? read.relatedRefs : undefined });
+  const payment = compact<PaymentInfo>({ ref: read.ref, method: read.method, relatedRefs: read.relatedRefs.length > 0 ? read.relatedRefs : undefined, cardFingerprint: read.cardFingerprint });
   const detail = compact<Record<string, unknown>>({
     objectType: read.objectType,
     objectRef: read.objectRef,
@@ -652,7 +669,7 @@ function refundEvent(eventId: string, object: unknown): Facts {
     customer: read.customer,
     // The ledger never creates an invoice from a refund; amountDue is what the charge covered.
     invoice: invoiceRef ? { ref: invoiceRef, amountDue: charged ?? refunded } : undefined,
-    payment: compact<PaymentInfo>({ ref: read.ref, method: read.method, relatedRefs: read.relatedRefs, amount: refunded }),
+    payment: compact<PaymentInfo>({ ref: read.ref, method: read.method, relatedRefs: read.relatedRefs, amount: refunded, cardFingerprint: read.cardFingerprint }),
     detail: compact({
       objectType: 'charge',
       objectRef: charge.id,
@@ -744,8 +761,8 @@ function otherObjectEvent(object: unknown, previous?: Record<string, unknown>): 
   switch (objectType) {
     case 'charge': {
       const piRef = refOf(o.payment_intent);
-      const details = o.payment_method_details as { type?: unknown } | null | undefined;
-      if (id) payment = compact<PaymentInfo>({ ref: piRef ?? id, method: methodOf(str(details?.type)), relatedRefs: unique([id, piRef]) });
+      const details = o.payment_method_details as { type?: unknown; card?: { fingerprint?: unknown } | null } | null | undefined;
+      if (id) payment = compact<PaymentInfo>({ ref: piRef ?? id, method: methodOf(str(details?.type)), relatedRefs: unique([id, piRef]), cardFingerprint: str(details?.card?.fingerprint) });
       break;
     }
     case 'payment_intent': {

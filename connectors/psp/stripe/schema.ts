@@ -69,6 +69,12 @@ export const stripeBillingDetailsSchema = z.looseObject({
 /** Metadata: string values per Stripe, kept lenient (a value we never read must not fail a parse). */
 const metadata = z.record(z.string(), z.unknown()).nullish();
 
+/** A card's details as a PaymentMethod or a charge's `payment_method_details` carry them; only the fingerprint is read. */
+const cardDetails = z.looseObject({ fingerprint: z.string().nullish() }).nullish();
+
+/** A charge's `payment_method_details`: the method used and, for a card, its details. */
+const paymentMethodDetails = z.looseObject({ type: z.string().nullish(), card: cardDetails }).nullish();
+
 /** The shape of `last_payment_error` / `last_finalization_error` (psp-webhooks.md §1.4). */
 export const stripeApiErrorSchema = z.looseObject({
   type: z.string().nullish(),
@@ -83,6 +89,8 @@ export const stripeApiErrorSchema = z.looseObject({
       type: z.string().nullish(),
       customer: z.union([z.string(), z.looseObject({ id: z.string().nullish() })]).nullish(),
       billing_details: stripeBillingDetailsSchema.nullish(),
+      /** `card.fingerprint`: the same card number, the same value within the account (hashed for screening only). */
+      card: cardDetails,
     })
     .nullish(),
 });
@@ -122,7 +130,7 @@ export const stripeChargeSchema = z.looseObject({
       seller_message: z.string().nullish(),
     })
     .nullish(),
-  payment_method_details: z.looseObject({ type: z.string().nullish() }).nullish(),
+  payment_method_details: paymentMethodDetails,
   billing_details: stripeBillingDetailsSchema.nullish(),
 });
 

@@ -139,7 +139,7 @@ describe('a failed recurring SEPA payment (psp-webhooks.md §2.6)', () => {
           { rule: 'subscriptionPeriod', key: 'sub_rVKGtNd6s3|2024-06' },
         ],
       },
-      payment: { ref: 'tr_5B8cwPMGnU6qLbRvo7qEZo', method: 'sepa_debit' },
+      payment: { ref: 'tr_5B8cwPMGnU6qLbRvo7qEZo', method: 'sepa_debit', iban: 'NL55INGB0000000000' },
       failure: { code: 'AM04', reason: 'insufficient_funds', message: 'Insufficient funds', retryable: true, final: true },
       factKey: 'tr_5B8cwPMGnU6qLbRvo7qEZo:failed',
       detail: { status: 'failed', method: 'directdebit', sequenceType: 'recurring', mandateRef: 'mdt_h3gAaD5zP', mode: 'test', webhookType: 'payment.webhook' },
@@ -273,7 +273,7 @@ describe('a paid payment (recovery)', () => {
           { rule: 'subscriptionPeriod', key: `${p.subscriptionId}|${amsterdamMonth(p.createdAt)}` },
         ],
       },
-      payment: { ref: p.id, method: 'sepa_debit', amount: { value: 4900, currency: 'EUR' } },
+      payment: { ref: p.id, method: 'sepa_debit', iban: 'NL55INGB0000000000', amount: { value: 4900, currency: 'EUR' } },
       factKey: `${p.id}:paid`,
       // No failure on a recovery.
       detail: { ...paymentDetail(p), amountPaid: { value: 4900, currency: 'EUR' } },
@@ -303,7 +303,7 @@ describe('chargebacks and refunds of a paid payment', () => {
           { rule: 'subscriptionPeriod', key: `${p.subscriptionId}|${amsterdamMonth(p.createdAt)}` },
         ],
       },
-      payment: { ref: p.id, method: 'sepa_debit', amount: { value: 4900, currency: 'EUR' } },
+      payment: { ref: p.id, method: 'sepa_debit', iban: 'NL55INGB0000000000', amount: { value: 4900, currency: 'EUR' } },
       factKey: `${p.id}:chargeback:${cb.id}`,
       failure: { code: 'MD06', reason: 'disputed', message: 'Refund request by end customer', retryable: false, final: true },
       detail: {

@@ -47,7 +47,7 @@ describe('riverty partner config', () => {
     expect(agencyConnectors.get('riverty')).toBe(rivertyAgencyConnector);
     const config = parseConfig(
       `
-hub: { id: collection-hub }
+hub: { id: collection-hub, identifierHashSecret: \${HUB_IDENTIFIER_HASH_SECRET} }
 auth: { merchantTokenSecret: \${HUB_MERCHANT_TOKEN_SECRET} }
 merchants:
   - id: acme
@@ -66,7 +66,7 @@ partners:
     audience: https://api.example
     pull: { everySeconds: 30 }
 `,
-      { RIVERTY_CLIENT_ID: 'acme-hub', RIVERTY_CLIENT_SECRET: CLIENT_SECRET, HUB_MERCHANT_TOKEN_SECRET: testSecret('merchantToken'), ACME_STRIPE_WHSEC: testSecret('stripeWebhook') },
+      { RIVERTY_CLIENT_ID: 'acme-hub', RIVERTY_CLIENT_SECRET: CLIENT_SECRET, HUB_MERCHANT_TOKEN_SECRET: testSecret('merchantToken'), HUB_IDENTIFIER_HASH_SECRET: testSecret('identifierHash'), ACME_STRIPE_WHSEC: testSecret('stripeWebhook') },
     );
     expect(config.partners[0]).toMatchObject({
       id: 'riverty',

@@ -61,7 +61,7 @@ export function configYaml(o: ConfigOptions): string {
   const cbYaml = Object.entries(cb).map(([k, v]) => `${k}: ${v}`).join(', ');
   const policy = `{ handoverAfterDays: ${o.handoverAfterDays ?? 0}, minAmount: { value: 0, currency: EUR }, stackWindowDays: 45, countryRules: false }`;
   return `
-hub: { id: collection-hub, publicUrl: "http://127.0.0.1:${o.hubPort}", port: ${o.hubPort}, host: 127.0.0.1, logLevel: ${o.logLevel ?? 'error'}${o.dataDir ? `, dataDir: "${o.dataDir}"` : ''} }
+hub: { id: collection-hub, publicUrl: "http://127.0.0.1:${o.hubPort}", port: ${o.hubPort}, host: 127.0.0.1, logLevel: ${o.logLevel ?? 'error'}${o.dataDir ? `, dataDir: "${o.dataDir}"` : ''}, identifierHashSecret: ${SECRETS.identifierHash} }
 auth: { merchantTokenSecret: ${SECRETS.merchantToken} }
 delivery: { ${deliveryYaml}, circuitBreaker: { ${cbYaml} } }
 merchants:

@@ -25,7 +25,7 @@ const alnum = () => crypto.randomBytes(24).toString('hex');
 /** A config with one merchant using every PSP and a merchant webhook, and both agency kinds. */
 function baseConfig() {
   return {
-    hub: { id: 'collection-hub' },
+    hub: { id: 'collection-hub', identifierHashSecret: testSecret('identifierHash') },
     auth: { merchantTokenSecret: testSecret('merchantToken'), merchantTokenPreviousSecrets: [testSecret('merchantToken')] },
     merchants: [
       {
@@ -52,6 +52,7 @@ function baseConfig() {
 /** Every secret a config holds: where it is, and which rules apply to it. */
 const SLOTS: { path: (string | number)[]; kind: SecretKind; optional?: boolean }[] = [
   { path: ['auth', 'merchantTokenSecret'], kind: 'merchantToken' },
+  { path: ['hub', 'identifierHashSecret'], kind: 'identifierHash' },
   { path: ['auth', 'merchantTokenPreviousSecrets', 0], kind: 'merchantToken', optional: true },
   { path: ['partners', 0, 'auth', 'outbound', 'secret'], kind: 'hs256' },
   { path: ['partners', 0, 'auth', 'inbound', 'secret'], kind: 'hs256' },
@@ -96,6 +97,7 @@ function tooShort(kind: SecretKind): string | undefined {
   switch (kind) {
     case 'hs256':
     case 'merchantToken':
+    case 'identifierHash':
       return v.slice(0, 31); // 31 bytes of base64url
     case 'stripeWebhook':
       return v.slice(0, 'whsec_'.length + 31);
