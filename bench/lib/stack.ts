@@ -72,6 +72,7 @@ export interface StackSecrets {
   hubToAgency: string;
   agencyToHub: string;
   merchantToken: string;
+  identifierHash: string;
 }
 
 export const MERCHANT_ID = 'bench';
@@ -83,6 +84,7 @@ export function newSecrets(): StackSecrets {
     hubToAgency: secret('bench-hub-to-agency-'),
     agencyToHub: secret('bench-agency-to-hub-'),
     merchantToken: secret('bench-merchant-token-'),
+    identifierHash: secret('bench-identifier-hash-'),
   };
 }
 
@@ -93,7 +95,7 @@ export function newSecrets(): StackSecrets {
  */
 export function configYaml(o: { hubPort: number; simPort: number; dataDir: string; secrets: StackSecrets }): string {
   return `# written by bench/run.ts for one phase
-hub: { id: collection-hub, publicUrl: "http://127.0.0.1:${o.hubPort}", port: ${o.hubPort}, host: 127.0.0.1, dataDir: "${o.dataDir}", logLevel: warn }
+hub: { id: collection-hub, publicUrl: "http://127.0.0.1:${o.hubPort}", port: ${o.hubPort}, host: 127.0.0.1, dataDir: "${o.dataDir}", logLevel: warn, identifierHashSecret: ${o.secrets.identifierHash} }
 auth: { merchantTokenSecret: ${o.secrets.merchantToken} }
 # One merchant from one address is not what the flood guards are for: off, so they do not cap the load.
 rateLimits: { webhooksPerSecondPerMerchant: 0, perAddressPerSecond: 0, partnerPushPerSecond: 0 }
