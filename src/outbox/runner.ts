@@ -28,7 +28,7 @@ import { DeliveryError } from '../../connectors/agency/types';
 import { DatabaseUnavailable, isConnectionError } from '../store/db';
 import { Defer, Permanent } from '../pipeline/errors';
 import { processEvent } from '../pipeline/process-event';
-import { claimEventBatch, EVENT_BATCH_DEFAULTS, runEventBatch } from '../pipeline/event-batch';
+import { claimEventBatch, EVENT_BATCH_DEFAULTS, renewBatchLease, runEventBatch, type BatchOutcome } from '../pipeline/event-batch';
 import { reEnrichEvent } from '../pipeline/re-enrich';
 import { runHandoverCheck } from '../pipeline/handover-check';
 import { applyPartnerUpdate } from '../sync/partner-updates';
@@ -243,64 +243,98 @@ export function createOutboxRunner(ctx: HubContext): OutboxRunner {
   }
 
   /**
-   * The batch loop for process_event rows: one per process. A message rings it; it claims and
-   * works batches until a pass finds less than a full batch and nobody rang meanwhile. The
-   * message's job waits for the loop, so a queue that counts running jobs (pending()) still
-   * knows when the work is done.
+   * The batch loop of the hub's lane for process_event rows (one per process; `batchGroup` is
+   * written for any group of kinds worked in batches). A message rings the loop; it claims and
+   * works batches until a pass finds less than a full batch and nobody rang meanwhile. A
+   * message's job waits for the next pass to end (the one that takes its row, unless a backlog is
+   * ahead of it), not for the whole loop: under a backlog the queue's slots are freed pass by
+   * pass, so the lane's other kinds (apply_update, handover_check) are never starved by waiting
+   * messages, and a queue that counts running jobs still knows when the work is done.
    */
   const batchOpts = EVENT_BATCH_DEFAULTS;
-  /** Rows this process's loop completed lately: their late messages need no read at all. */
-  const batchedDone = new Map<number, true>();
-  let loop: Promise<void> | null = null;
-  let rung = false;
+  const leaseMs = () => delivery.leaseSeconds * 1000;
+  const eventGroup = batchGroup([...BATCHED], (rows) => runEventBatch(ctx, rows, batchOpts));
 
-  async function batchPass(): Promise<number> {
-    const now = ctx.clock.now();
-    const leaseMs = delivery.leaseSeconds * 1000;
-    const rows = await claimEventBatch(ctx.db, now, leaseMs, batchOpts.maxBatch);
-    if (!rows.length) return 0;
-    const out = await runEventBatch(ctx, rows, batchOpts);
-    for (const row of out.done) {
-      batchedDone.set(Number(row.id), true);
-      ctx.metrics.deliveries.inc({ kind: row.kind, outcome: 'done' });
-    }
-    while (batchedDone.size > 20_000) batchedDone.delete(batchedDone.keys().next().value as number);
-    for (const row of out.abandoned) abandoned.set(Number(row.id), row.locked_until ? new Date(row.locked_until) : null);
-    for (const { row, error } of out.failed) {
-      const outcome = await settleFailure(ctx, row, error);
-      if (outcome === 'abandoned') abandoned.set(Number(row.id), row.locked_until ? new Date(row.locked_until) : null);
-    }
-    return rows.length;
-  }
+  function batchGroup(kinds: readonly OutboxKind[], work: (rows: OutboxRow[]) => Promise<BatchOutcome>) {
+    /** Rows this loop completed lately: their late messages need no read at all. */
+    const doneIds = new Map<number, true>();
+    let loop: Promise<void> | null = null;
+    let rung = false;
+    let passesStarted = 0;
+    /** Messages waiting for a pass that starts after theirs came in (`after`: the passes started then). */
+    let waiters: { after: number; resolve: () => void }[] = [];
+    const release = (upTo: number) => {
+      const keep: typeof waiters = [];
+      for (const w of waiters) (w.after < upTo ? w.resolve : () => keep.push(w))();
+      waiters = keep;
+    };
 
-  async function batchLoop(): Promise<void> {
-    do {
-      rung = false;
-      let n: number;
+    async function pass(): Promise<number> {
+      const rows = await claimEventBatch(ctx.db, ctx.clock.now(), leaseMs(), batchOpts.maxBatch, kinds);
+      if (!rows.length) return 0;
+      const stopRenewing = renewBatchLease(ctx, rows, leaseMs());
+      let out: BatchOutcome;
       try {
-        n = await batchPass();
-      } catch (err) {
-        // Nothing was claimed (or the claim's fate is unknown: its lease runs out). The reconciler rings again.
-        ctx.logger.warn('could not claim a batch of events; the reconciler will retry', { error: (err as Error).message });
-        return;
+        out = await work(rows);
+      } finally {
+        stopRenewing();
       }
-      if (n >= batchOpts.maxBatch) rung = true;
-    } while (rung && !stopped);
+      for (const row of out.done) {
+        doneIds.set(Number(row.id), true);
+        ctx.metrics.deliveries.inc({ kind: row.kind, outcome: 'done' });
+      }
+      while (doneIds.size > 20_000) doneIds.delete(doneIds.keys().next().value as number);
+      for (const row of out.abandoned) abandoned.set(Number(row.id), row.locked_until ? new Date(row.locked_until) : null);
+      for (const { row, error } of out.failed) {
+        const outcome = await settleFailure(ctx, row, error);
+        if (outcome === 'abandoned') abandoned.set(Number(row.id), row.locked_until ? new Date(row.locked_until) : null);
+      }
+      return rows.length;
+    }
+
+    async function runLoop(): Promise<void> {
+      do {
+        rung = false;
+        const n = ++passesStarted;
+        let claimed: number;
+        try {
+          claimed = await pass();
+        } catch (err) {
+          // Nothing was claimed (or the claim's fate is unknown: its lease runs out). The reconciler rings again.
+          ctx.logger.warn('could not work a batch of hub rows; the reconciler will retry', { kinds, error: (err as Error).message });
+          return;
+        } finally {
+          release(n);
+        }
+        if (claimed >= batchOpts.maxBatch) rung = true;
+      } while (rung && !stopped);
+    }
+
+    function start(): void {
+      loop ??= runLoop().finally(() => {
+        loop = null;
+        release(Infinity);
+        // Rung between the loop's last look and its end: go round once more.
+        if (rung && !stopped) start();
+      });
+    }
+
+    return {
+      kinds: new Set(kinds),
+      ring(id: number): Promise<void> {
+        if (doneIds.has(id) || stopped) return Promise.resolve();
+        rung = true;
+        const waited = new Promise<void>((resolve) => waiters.push({ after: passesStarted, resolve }));
+        start();
+        return waited;
+      },
+    };
   }
 
-  async function ringBatch(id: number): Promise<void> {
-    if (batchedDone.has(id)) return;
-    rung = true;
-    while (rung && !stopped) {
-      loop ??= batchLoop().finally(() => {
-        loop = null;
-      });
-      await loop;
-    }
-  }
+  const groupOf = (kind: OutboxKind | undefined) => (kind !== undefined && eventGroup.kinds.has(kind) ? eventGroup : null);
 
   const run = async function run(id: number, lane?: string, kind?: OutboxKind): Promise<void> {
-    if (lane === 'hub' && kind && BATCHED.has(kind)) return ringBatch(id);
+    if (lane === 'hub' && groupOf(kind)) return groupOf(kind)!.ring(id);
     if (lane === 'hub') {
       // The hub's lane: look at the row first; its kind decides how it is claimed.
       let peeked: OutboxRow | null;
@@ -311,7 +345,7 @@ export function createOutboxRunner(ctx: HubContext): OutboxRunner {
         return;
       }
       if (!peeked) return;
-      if (BATCHED.has(peeked.kind)) return ringBatch(id);
+      if (groupOf(peeked.kind)) return groupOf(peeked.kind)!.ring(id);
       if (CLAIMED_IN_WORK.has(peeked.kind)) return runClaimedInWork(peeked);
     }
     const partnerId = partnerOfLane(lane);

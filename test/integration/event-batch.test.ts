@@ -10,7 +10,7 @@
 import { startStack, type Mode, type Stack } from '../support/stack';
 import { postgresAvailable, redisAvailable, waitFor } from '../support/services';
 import { stripeEvents } from '../../sim/psp/stripe-events';
-import { claimEventBatch, runEventBatch, EVENT_BATCH_DEFAULTS } from '../../src/pipeline/event-batch';
+import { claimEventBatch, renewBatchLease, runEventBatch, EVENT_BATCH_DEFAULTS } from '../../src/pipeline/event-batch';
 import type { HubContext } from '../../src/context';
 import type { OutboxRow } from '../../src/outbox/outbox';
 
@@ -136,6 +136,36 @@ describe.each<Mode>(['embedded', 'services'])('process_event in batches (%s mode
     } finally {
       await s.hub.ctx.db.exec(`DROP TRIGGER IF EXISTS eb_fail ON invoices`);
     }
+  });
+
+  maybe('a batch slower than its lease keeps its rows while it is worked, and frees them within a lease once it stops', async () => {
+    await parked('e', 3);
+    const future = new Date(Date.now() + 2 * HOUR);
+    const rows = await claimEventBatch(s.hub.ctx.db, future, 300, 10);
+    expect(rows).toHaveLength(3);
+    const ids = rows.map((r) => Number(r.id));
+    // The lease is counted from the claim's "now" (an hour ahead here): bring it to the real clock.
+    const lease = new Date(Date.now() + 300);
+    await s.hub.ctx.db.query(`UPDATE outbox SET locked_until = $2 WHERE id = ANY($1::bigint[])`, [ids, lease]);
+    for (const r of rows) r.locked_until = lease;
+    const freeExpired = () => s.hub.ctx.db.query(`UPDATE outbox SET status = 'pending', locked_until = NULL WHERE id = ANY($1::bigint[]) AND status = 'in_flight' AND locked_until < now()`, [ids]);
+    const stop = renewBatchLease(s.hub.ctx, rows, 300);
+    try {
+      // Three leases long, with a reconciler freeing expired leases all the while.
+      const until = Date.now() + 900;
+      while (Date.now() < until) {
+        await freeExpired();
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect((await rowsOf(ids)).map((r) => r.status)).toEqual(['in_flight', 'in_flight', 'in_flight']);
+    } finally {
+      stop();
+    }
+    await waitFor(async () => {
+      await freeExpired();
+      return (await rowsOf(ids)).every((r) => r.status === 'pending') || null;
+    }, 5000, 50, 'the rows freed once the renewals stopped');
+    await s.hub.ctx.db.query(`UPDATE outbox SET status = 'cancelled' WHERE id = ANY($1::bigint[])`, [ids]);
   });
 
   maybe("the hub's workers work a burst of events in batches, each applied once", async () => {
