@@ -1,7 +1,7 @@
 /**
  * The outbox kinds and lanes of the notification side (merchant webhooks, PSP write-back) and of
  * the merchant's own hold/resume requests. The kinds are listed in OUTBOX_KINDS
- * (src/outbox/outbox.ts) and their stages in the runner's STAGES (src/outbox/runner.ts).
+ * (src/outbox/outbox.ts) and their stages in the stage registry (src/outbox/stages.ts).
  */
 import type { HubConfig } from '../config/load';
 import type { OutboxKind } from '../outbox/outbox';

@@ -27,33 +27,10 @@ import {
 import { DeliveryError } from '../../connectors/agency/types';
 import { DatabaseUnavailable, isConnectionError } from '../store/db';
 import { Defer, Permanent } from '../pipeline/errors';
-import { processEvent } from '../pipeline/process-event';
-import { claimEventBatch, EVENT_BATCH_DEFAULTS, renewBatchLease, runEventBatch, type BatchOutcome } from '../pipeline/event-batch';
-import { reEnrichEvent } from '../pipeline/re-enrich';
-import { runHandoverCheck } from '../pipeline/handover-check';
-import { applyPartnerUpdate } from '../sync/partner-updates';
-import { deliverAddClaim, deliverCreateCase, deliverReportPayment, deliverWithdraw } from '../delivery/agency-delivery';
-import { deliverHold, deliverResume } from '../delivery/agency-actions';
-import { deliverMerchantWebhook } from '../notify/merchant-webhook-stage';
-import { writeBackToStripe } from '../notify/stripe-writeback-stage';
+import { claimEventBatch, EVENT_BATCH_DEFAULTS, renewBatchLease, type BatchOutcome, type BatchStage } from './batch';
+import type { StageRegistry } from './stages';
 import { circuitBreakers, CircuitOpen, lendAdmission, takeAdmission } from '../delivery/circuit-breaker';
-
-type Stage = (ctx: HubContext, row: OutboxRow) => Promise<void>;
-
-const STAGES: Record<OutboxKind, Stage> = {
-  process_event: processEvent,
-  handover_check: runHandoverCheck,
-  apply_update: applyPartnerUpdate,
-  'agency.create_case': deliverCreateCase,
-  'agency.add_claim': deliverAddClaim,
-  'agency.report_payment': deliverReportPayment,
-  'agency.withdraw': deliverWithdraw,
-  'agency.hold': deliverHold,
-  'agency.resume': deliverResume,
-  'merchant.webhook': deliverMerchantWebhook,
-  'psp.writeback': writeBackToStripe,
-  enrich_event: reEnrichEvent,
-};
+import { withLeaseHeartbeat } from './lease';
 
 const partnerOfLane = (lane: string | undefined): string | null => (lane?.startsWith('partner.') ? lane.slice('partner.'.length) : null);
 
@@ -65,11 +42,6 @@ const partnerOfLane = (lane: string | undefined): string | null => (lane?.starts
  */
 export const CLAIMED_IN_WORK: ReadonlySet<OutboxKind> = new Set<OutboxKind>(['handover_check', 'apply_update']);
 
-/**
- * Kinds worked in batches (src/pipeline/event-batch.ts): a message for one of their rows only
- * wakes this process's batch loop, which claims whatever is due of that kind.
- */
-export const BATCHED: ReadonlySet<OutboxKind> = new Set<OutboxKind>(['process_event']);
 
 /** The row was taken by another worker's transaction, or finished, between the look and the lock. */
 class NotClaimable extends Error {
@@ -106,7 +78,13 @@ export interface OutboxRunner {
   stop(): void;
 }
 
-export function createOutboxRunner(ctx: HubContext): OutboxRunner {
+/**
+ * The runner of this process. `registry` says which stage works each kind, and which hub-lane
+ * kinds are worked in batches (a message for one of their rows only wakes its batch loop, which
+ * claims whatever is due of that kind): the hub passes HUB_STAGES (./stages.ts), a test its own.
+ */
+export function createOutboxRunner(ctx: HubContext, registry: StageRegistry): OutboxRunner {
+  const STAGES = registry.stages;
   const { delivery } = ctx.config;
   const breakers = circuitBreakers(ctx);
   /** Rows claimed by this process and left in flight by a database outage: id → our lease (the fence). */
@@ -253,7 +231,8 @@ export function createOutboxRunner(ctx: HubContext): OutboxRunner {
    */
   const batchOpts = EVENT_BATCH_DEFAULTS;
   const leaseMs = () => delivery.leaseSeconds * 1000;
-  const eventGroup = batchGroup([...BATCHED], (rows) => runEventBatch(ctx, rows, batchOpts));
+  const groups = new Map<OutboxKind, ReturnType<typeof batchGroup>>();
+  for (const [kind, work] of Object.entries(registry.batches) as [OutboxKind, BatchStage][]) groups.set(kind, batchGroup([kind], (rows) => work(ctx, rows, batchOpts)));
 
   function batchGroup(kinds: readonly OutboxKind[], work: (rows: OutboxRow[]) => Promise<BatchOutcome>) {
     /** Rows this loop completed lately: their late messages need no read at all. */
@@ -331,7 +310,7 @@ export function createOutboxRunner(ctx: HubContext): OutboxRunner {
     };
   }
 
-  const groupOf = (kind: OutboxKind | undefined) => (kind !== undefined && eventGroup.kinds.has(kind) ? eventGroup : null);
+  const groupOf = (kind: OutboxKind | undefined) => (kind === undefined ? null : (groups.get(kind) ?? null));
 
   const run = async function run(id: number, lane?: string, kind?: OutboxKind): Promise<void> {
     if (lane === 'hub' && groupOf(kind)) return groupOf(kind)!.ring(id);
@@ -378,7 +357,9 @@ export function createOutboxRunner(ctx: HubContext): OutboxRunner {
     const stage = STAGES[row.kind];
     try {
       if (!stage) throw new Permanent(`no stage for outbox kind ${row.kind}`);
-      await stage(ctx, row);
+      // The lease is short and renewed while the stage runs (./lease.ts): a slow call keeps its
+      // row, a dead worker's row is free within a lease. row.locked_until follows each renewal.
+      await withLeaseHeartbeat(ctx, row, () => stage(ctx, row));
       ctx.metrics.deliveries.inc({ kind: row.kind, outcome: 'done' });
       freeUnusedProbe(row);
       await afterFinish(row);

@@ -10,7 +10,8 @@
 import { startStack, type Mode, type Stack } from '../support/stack';
 import { postgresAvailable, redisAvailable, waitFor } from '../support/services';
 import { stripeEvents } from '../../sim/psp/stripe-events';
-import { claimEventBatch, renewBatchLease, runEventBatch, EVENT_BATCH_DEFAULTS } from '../../src/pipeline/event-batch';
+import { runEventBatch } from '../../src/pipeline/event-batch';
+import { claimEventBatch, renewBatchLease, EVENT_BATCH_DEFAULTS } from '../../src/outbox/batch';
 import type { HubContext } from '../../src/context';
 import type { OutboxRow } from '../../src/outbox/outbox';
 
@@ -180,9 +181,9 @@ describe.each<Mode>(['embedded', 'services'])('process_event in batches (%s mode
         [refs],
       )).rows;
       return r.length === 40 && r.every((x) => x.status === 'done') ? r : null;
-    }, 30_000, 100, 'every event processed');
+    }, 90_000, 100, 'every event processed');
     expect(await invoiceCount(refs)).toBe(40);
     // Fewer commits than events: several events completed by one transaction.
     expect(new Set(rows.map((r) => new Date(r.done_at!).getTime())).size).toBeLessThan(40);
-  });
+  }, 150_000);
 });

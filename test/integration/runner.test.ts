@@ -7,6 +7,7 @@
 import type { HubContext } from '../../src/context';
 import { addToOutbox, completeRow, type DispatchItem, type OutboxRow } from '../../src/outbox/outbox';
 import { createOutboxRunner, reconcileOnce } from '../../src/outbox/runner';
+import { HUB_STAGES } from '../../src/outbox/stages';
 import { Defer, Permanent } from '../../src/pipeline/errors';
 import { DatabaseUnavailable, type Database } from '../../src/store/db';
 import { createLogger } from '../../src/observability/logger';
@@ -75,7 +76,7 @@ describe.each<Backend>(BACKENDS)('outbox runner ($name)', (backend) => {
       logger: createLogger({ silent: true }),
       metrics: createMetrics(),
     } as unknown as HubContext;
-    runner = createOutboxRunner(ctx);
+    runner = createOutboxRunner(ctx, HUB_STAGES);
     await dispatcher.startWorkers(['partner.refagency'], runner, 4);
     return ctx;
   }

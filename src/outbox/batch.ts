@@ -1,0 +1,67 @@
+/**
+ * The generic part of working hub rows in batches (issue 14): the claim, the lease kept while a
+ * batch runs, and what a batch stage returns. The batch stages themselves (process_event:
+ * src/pipeline/event-batch.ts) reach the runner through its stage registry (./stages.ts).
+ */
+import type { HubContext } from '../context';
+import type { Sql } from '../store/db';
+import type { OutboxKind, OutboxRow } from './outbox';
+
+/** How big and how long a batch may be. */
+export interface EventBatchOptions {
+  /** Rows claimed at most per pass. */
+  maxBatch: number;
+  /** A transaction stops taking further events once it has run this long. */
+  maxTxMs: number;
+  /** Normalizations running at once (they may call the PSP). */
+  prepareConcurrency: number;
+}
+
+export const EVENT_BATCH_DEFAULTS: EventBatchOptions = { maxBatch: 200, maxTxMs: 250, prepareConcurrency: 16 };
+
+/** What a pass did with each row, for the runner to settle. */
+export interface BatchOutcome {
+  done: OutboxRow[];
+  failed: { row: OutboxRow; error: unknown }[];
+  /** Rows whose transaction failed for want of a database: they stay in flight under their lease. */
+  abandoned: OutboxRow[];
+}
+
+/** Claim due rows of these kinds in the hub's lane, oldest first, up to `limit`, under a lease. */
+export async function claimEventBatch(sql: Sql, now: Date, leaseMs: number, limit: number, kinds: readonly OutboxKind[] = ['process_event']): Promise<OutboxRow[]> {
+  const r = await sql.query<OutboxRow>(
+    `UPDATE outbox SET status = 'in_flight', attempts = attempts + 1, locked_until = $2, updated_at = $1
+      WHERE id IN (SELECT id FROM outbox WHERE lane = 'hub' AND kind = ANY($4::text[]) AND status = 'pending' AND next_attempt_at <= $1
+                    ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
+      RETURNING *`,
+    [now, new Date(now.getTime() + leaseMs), limit, kinds],
+  );
+  return r.rows.sort((a, b) => Number(a.id) - Number(b.id));
+}
+
+/**
+ * Keep a batch's lease while it is worked (every third of the lease), fenced on the lease this
+ * worker set: a row another worker has taken since is left alone. Returns the stop function.
+ */
+export function renewBatchLease(ctx: HubContext, rows: OutboxRow[], leaseMs: number): () => void {
+  if (!rows.length || !(leaseMs > 0)) return () => undefined;
+  const ids = rows.map((r) => Number(r.id));
+  let fence = rows[0].locked_until ? new Date(rows[0].locked_until) : null;
+  const timer = setInterval(() => {
+    if (!fence) return;
+    const until = new Date(ctx.clock.now().getTime() + leaseMs);
+    const was = fence;
+    ctx.db
+      .query(`UPDATE outbox SET locked_until = $3 WHERE id = ANY($1::bigint[]) AND status = 'in_flight' AND locked_until = $2`, [ids, was, until])
+      .then(() => {
+        if (fence === was) fence = until;
+        for (const r of rows) if (r.locked_until && new Date(r.locked_until).getTime() === was.getTime()) r.locked_until = until;
+      })
+      .catch(() => undefined);
+  }, Math.max(50, leaseMs / 3));
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+/** A stage that works many claimed rows of its kinds at once (their failures settled by the runner). */
+export type BatchStage = (ctx: HubContext, rows: OutboxRow[], opts: EventBatchOptions) => Promise<BatchOutcome>;
