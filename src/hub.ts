@@ -24,6 +24,7 @@ import { createHubSigner, type HubKey, type HubKeyAlg } from './auth/hub-signer'
 import { keyEncryptionKey, loadHubKeys } from './auth/key-store';
 import { makeCommit, type HubContext, type PartnerRuntime, type MerchantSettings } from './context';
 import { createOutboxRunner, reconcileOnce, type OutboxRunner } from './outbox/runner';
+import { HUB_STAGES } from './outbox/stages';
 import { pullPartner } from './sync/partner-updates';
 import { createApp } from './http/app';
 import { createHttpServer, createMetricsApp, DEFAULT_HTTP_SETTINGS } from './http/server';
@@ -199,7 +200,7 @@ export async function createHub(opts: HubOptions): Promise<Hub> {
       void backfillIdentifierHashes(db, identifiers, clock.now())
         .then((n) => (n ? logger.info('identifier hashes backfilled for screening', { customers: n }) : undefined))
         .catch((err) => logger.warn('identifier hash backfill failed; it runs again at the next start', { error: (err as Error).message }));
-      runner = createOutboxRunner(ctx);
+      runner = createOutboxRunner(ctx, HUB_STAGES);
       await dispatcher.startWorkers(['hub', ...[...partners.keys()].map(partnerLane), ...notifyLanes(config)], runner, config.delivery.concurrency);
       await reconcileNow();
       const reconcile = setInterval(() => void (stopping ? undefined : reconcileNow()), config.delivery.reconcileEverySeconds * 1000);
