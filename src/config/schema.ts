@@ -210,17 +210,23 @@ export const INGEST_DEFAULTS = {
 
 export const circuitBreakerSchema = z.strictObject({
   enabled: z.boolean().default(true),
-  /** Consecutive retryable failures (network, timeout, 408, 5xx) that open the circuit. */
-  failureThreshold: z.number().int().min(1).default(5),
-  /** Also open when this share of the calls in the window failed (0..1)… */
-  failureRate: z.number().gt(0).max(1).default(0.5),
+  /**
+   * Consecutive retryable failures (network, timeout, 408, 5xx) that open the circuit; 0 = off (the
+   * default): a partner failing at random makes runs of failures too (5 in a row once per ~1,000
+   * calls at 25 %), so a run says "flaky", not "down" (src/delivery/circuit-breaker.ts).
+   */
+  failureThreshold: z.number().int().min(0).default(0),
+  /** Open when this share of the calls in the window failed (0..1)… */
+  failureRate: z.number().gt(0).max(1).default(0.7),
   /** …once the window holds at least this many calls. */
-  minimumCalls: z.number().int().min(1).default(20),
+  minimumCalls: z.number().int().min(1).default(30),
   windowMs: z.number().int().positive().default(60_000),
-  /** Open this long before one probe call is let through (half-open). */
+  /** Open this long before probe calls are let through (half-open). */
   coolDownMs: z.number().int().positive().default(30_000),
   /** A failed probe doubles the cool-down, up to this. */
   maxCoolDownMs: z.number().int().positive().default(300_000),
+  /** Calls let through when half-open: all must succeed to close the circuit, one failure reopens it. */
+  halfOpenProbes: z.number().int().min(1).max(64).default(3),
 });
 
 export const configSchema = z.object({
@@ -294,13 +300,17 @@ export const configSchema = z.object({
       maxDelayMs: z.number().int().positive().default(3600_000),
       /** How often the reconciler re-enqueues due outbox rows. */
       reconcileEverySeconds: z.number().positive().default(5),
-      /** An in-flight row whose worker died is picked up again after this long. */
-      leaseSeconds: z.number().int().positive().default(120),
+      /**
+       * A worker holds the row it works on for this long, renewed every third of it while the
+       * stage runs (src/outbox/lease.ts): a slow call keeps its row, and a row whose worker died is
+       * taken again at the first reconcile pass after this (so within about lease + reconcile period).
+       */
+      leaseSeconds: z.number().int().positive().default(15),
       concurrency: z.number().int().min(1).max(64).default(8),
       /** Per partner: stop calling an agency that is down, probe it after a cool-down (src/delivery/circuit-breaker.ts). */
       circuitBreaker: circuitBreakerSchema.default(circuitBreakerSchema.parse({})),
     })
-    .default({ maxAttempts: 12, baseDelayMs: 2000, maxDelayMs: 3600_000, reconcileEverySeconds: 5, leaseSeconds: 120, concurrency: 8, circuitBreaker: circuitBreakerSchema.parse({}) }),
+    .default({ maxAttempts: 12, baseDelayMs: 2000, maxDelayMs: 3600_000, reconcileEverySeconds: 5, leaseSeconds: 15, concurrency: 8, circuitBreaker: circuitBreakerSchema.parse({}) }),
   /**
    * Token-bucket limits on the public endpoints (src/http/rate-limit.ts), per process: requests per
    * second (0 = no limit; fractions allowed) and the burst a quiet bucket holds. Answered 429 with

@@ -117,10 +117,15 @@ async function call<T>(
   const records: ExchangeRecord[] = [];
   // The partner's circuit decides whether this call goes at all (real time, not the hub's clock:
   // cool-downs are about the agency's wall-clock recovery).
-  // The runner asked before it claimed the row. A half-open probe admitted then goes as it is;
-  // any other row asks again now, since the circuit may have opened meanwhile.
+  // The runner asked before it claimed the row. A half-open probe admitted then goes as it is,
+  // unless a sibling probe has failed meanwhile and reopened the circuit; any other row asks
+  // again now, since the circuit may have opened meanwhile.
   const breaker = circuitBreakers(ctx).get(partnerId);
   const lent = takeAdmission(row);
+  if (lent?.probe && !breaker.probeStillWanted(new Date())) {
+    breaker.record({ kind: 'not_called' }, new Date(), true);
+    throw new CircuitOpen(partnerId, breaker.retryAt(new Date()), 'open');
+  }
   const admission = lent?.probe ? lent : breaker.admit(new Date());
   if (!admission.allowed) throw new CircuitOpen(partnerId, admission.retryAt, admission.state);
   let result: T;

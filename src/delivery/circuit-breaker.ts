@@ -1,11 +1,22 @@
 /**
  * A circuit breaker per partner (design.md, "deliver … circuit breaker"): when an agency is down,
- * the hub stops calling it instead of spending every row's attempts on an outage, and lets one
- * probe through after a cool-down to find out whether it is back.
+ * the hub stops calling it instead of spending every row's attempts on an outage, and lets a few
+ * probes through after a cool-down to find out whether it is back.
  *
- * closed ──(N consecutive retryable failures, or a failure rate over the window)──▶ open
- * open ──(cool-down over)──▶ half-open: one probe call; every other call is held back
- * half-open ──probe succeeds──▶ closed     half-open ──probe fails──▶ open (cool-down doubled, capped)
+ * closed ──(a failure rate over the window, once it holds a minimum of calls)──▶ open
+ * open ──(cool-down over)──▶ half-open: `halfOpenProbes` calls go through; every other call is held back
+ * half-open ──all probes succeed──▶ closed     half-open ──any call fails──▶ open (cool-down doubled, capped)
+ *
+ * Down, not degraded: a partner that fails a quarter of its calls at random is degraded — each row
+ * gets through on its own backoff, and holding the whole lane for a cool-down would only delay the
+ * three calls in four that work. So the circuit opens on a *rate* (`failureRate`, default 70 %) over
+ * `windowMs` once the window holds `minimumCalls` (default 30), not on a run of failures: under
+ * random failures at rate p, k failures in a row come every ~1/p^k calls (k = 5 at 25 %: once per
+ * 1,000 calls), so the old default of 5 consecutive failures opened the circuit of a merely flaky
+ * agency again and again. 70 % of 30 calls from a partner failing 25 % is a binomial tail of
+ * 3·10⁻⁷; a partner that is really down fails every call and opens the circuit at most `windowMs`
+ * after the outage began (sooner under load). `failureThreshold` (consecutive failures) is still
+ * accepted for configs that set it, but is off (0) by default.
  *
  * A `Retry-After` on any answer holds the whole partner until then (the agency told us when to
  * come back, so no row calls it earlier), and then probes like a cool-down.
@@ -13,24 +24,30 @@
  * State lives in memory, per worker process and partner. That is enough: the breaker only saves
  * calls; correctness (nothing lost, nothing twice) rests on the outbox and idempotency keys. With
  * several workers each finds out about an outage on its own (a few more failed calls), and each
- * sends its own probe.
+ * sends its own probes.
  */
 import type { HubContext } from '../context';
 
 export interface CircuitBreakerSettings {
   /** false: never open (every row keeps to its own backoff). */
   enabled: boolean;
-  /** Consecutive retryable failures (network, timeout, 408, 5xx) that open the circuit. */
+  /**
+   * Consecutive retryable failures (network, timeout, 408, 5xx) that open the circuit; 0 = off,
+   * the default. Off because a run of failures is what random failures produce too (see above);
+   * set it only for an agency that fails all or nothing.
+   */
   failureThreshold: number;
-  /** Also open when at least this share of the calls in the window failed… */
+  /** Open when at least this share of the calls in the window failed… */
   failureRate: number;
   /** …counted only once the window holds this many calls. */
   minimumCalls: number;
   windowMs: number;
-  /** How long the circuit stays open before one probe is let through. */
+  /** How long the circuit stays open before probes are let through. */
   coolDownMs: number;
   /** Each failed probe doubles the cool-down, up to this. */
   maxCoolDownMs: number;
+  /** Calls let through when half-open; all of them must succeed to close it, one failure reopens it. */
+  halfOpenProbes: number;
 }
 
 export type CircuitState = 'closed' | 'open' | 'half_open';
@@ -61,8 +78,11 @@ export class CircuitBreaker {
   private window: { at: number; failed: boolean }[] = [];
   private openUntil = 0;
   private coolDown: number;
+  /** Half-open: probes admitted whose outcome has not come yet, and the ones that succeeded. */
+  private probesOut = 0;
+  private probesOk = 0;
+  /** Probes out past this time are taken as lost (their worker died) and give way. */
   private probeUntil = 0;
-  private probing = false;
   readonly transitions: CircuitTransition[] = [];
 
   constructor(
@@ -73,28 +93,38 @@ export class CircuitBreaker {
     this.coolDown = settings.coolDownMs;
   }
 
+  private get probeSlots(): number {
+    return Math.max(1, this.settings.halfOpenProbes ?? 1);
+  }
+
+  /** Half-open with every probe slot taken (by probes still out, or by ones that succeeded). */
+  private probesFull(t: number): boolean {
+    if (this.probesOut > 0 && t >= this.probeUntil) this.probesOut = 0; // lost probes give way
+    return this.probesOut + this.probesOk >= this.probeSlots;
+  }
+
   /** The state as of `now` (an open circuit whose cool-down is over reads half-open). */
   stateAt(now: Date): CircuitState {
     if (this.state === 'open' && now.getTime() >= this.openUntil) return 'half_open';
     return this.state;
   }
 
-  /** Would a call be held back right now? (No side effect: used to skip work before claiming it.) */
+  /** Would a call be held back right now? (No side effect on the state: used to skip work before claiming it.) */
   blocks(now: Date): boolean {
     const t = now.getTime();
     if (this.state === 'open') return t < this.openUntil;
-    if (this.state === 'half_open') return this.probing && t < this.probeUntil;
+    if (this.state === 'half_open') return this.probesFull(t);
     return false;
   }
 
   /** When the next call may go, if one is held back now. */
   retryAt(now: Date): Date {
     if (this.state === 'open') return new Date(Math.max(this.openUntil, now.getTime()));
-    if (this.state === 'half_open' && this.probing) return new Date(this.probeUntil);
+    if (this.state === 'half_open' && this.probesFull(now.getTime())) return new Date(Math.max(this.probeUntil, now.getTime()));
     return now;
   }
 
-  /** Ask before a call. A half-open circuit admits exactly one call (the probe) until it reports. */
+  /** Ask before a call. A half-open circuit admits `halfOpenProbes` calls (the probes) until they report. */
   admit(now: Date): Admission {
     const t = now.getTime();
     if (!this.settings.enabled) return { allowed: true, probe: false };
@@ -103,51 +133,73 @@ export class CircuitBreaker {
       this.move('half_open', now, 'cool-down over');
     }
     if (this.state === 'half_open') {
-      // A probe whose outcome never came (its worker lost it) gives way after a cool-down.
-      if (this.probing && t < this.probeUntil) return { allowed: false, retryAt: new Date(this.probeUntil), state: 'half_open' };
-      this.probing = true;
+      if (this.probesFull(t)) return { allowed: false, retryAt: new Date(this.probeUntil), state: 'half_open' };
+      this.probesOut++;
+      // A probe whose outcome never comes (its worker lost it) gives way after a cool-down.
       this.probeUntil = t + Math.max(this.coolDown, 1000);
       return { allowed: true, probe: true };
     }
     return { allowed: true, probe: false };
   }
 
+  /**
+   * Is a probe admitted earlier still wanted? Not once a sibling probe failed and reopened the
+   * circuit (or the circuit closed meanwhile, when it is an ordinary call): the stage asks right
+   * before its call, so a down agency gets no more probes than it needs to show it is down.
+   */
+  probeStillWanted(now: Date): boolean {
+    return !this.settings.enabled || this.stateAt(now) !== 'open';
+  }
+
   /** Report the outcome of an admitted call. */
   record(outcome: CallOutcome, now: Date, probe = false): void {
     if (!this.settings.enabled) return;
     const t = now.getTime();
-    if (probe) this.probing = false;
+    if (probe && this.probesOut > 0) this.probesOut--;
     if (outcome.kind === 'not_called') return;
     if (outcome.kind === 'answered') {
       this.consecutive = 0;
       this.push(t, false);
-      if (this.state !== 'closed' && (probe || this.state === 'half_open')) {
-        this.coolDown = this.settings.coolDownMs;
-        this.window = [];
-        this.move('closed', now, probe ? 'probe succeeded' : 'call succeeded');
+      if (this.state === 'half_open') {
+        // Any answer while half-open is one of the successes it waits for (a call sent before the
+        // circuit opened and answered only now counts too: the agency answers).
+        this.probesOk++;
+        if (this.probesOk >= this.probeSlots) {
+          this.coolDown = this.settings.coolDownMs;
+          this.window = [];
+          this.move('closed', now, `${this.probesOk} probe${this.probesOk > 1 ? 's' : ''} succeeded`);
+        }
       }
+      // Open: a late answer (a call made before it opened, or a sibling of the probe that failed) decides nothing.
       return;
     }
     const retryAfter = outcome.retryAfterMs ?? 0;
     if (outcome.kind === 'throttled') {
       if (retryAfter > 0) this.hold(t + retryAfter, now, `429 Retry-After ${Math.round(retryAfter)} ms`);
-      else if (probe) this.hold(t + this.coolDown, now, 'probe throttled');
+      else if (probe && this.state === 'half_open') this.hold(t + this.coolDown, now, 'probe throttled');
       return;
     }
     this.consecutive++;
     this.push(t, true);
-    if (probe || this.state === 'half_open') {
+    if (this.state === 'half_open') {
       this.coolDown = Math.min(this.settings.maxCoolDownMs, this.coolDown * 2);
-      this.hold(t + Math.max(this.coolDown, retryAfter), now, 'probe failed');
+      this.hold(t + Math.max(this.coolDown, retryAfter), now, probe ? 'probe failed' : 'call failed while half-open');
+      return;
+    }
+    if (this.state === 'open') {
+      // Already open (a late failure of a call made before, or of a sibling probe): nothing new
+      // to decide, but a Retry-After still holds the partner.
+      if (retryAfter > 0) this.hold(t + retryAfter, now, `Retry-After ${Math.round(retryAfter)} ms`);
       return;
     }
     const failed = this.window.filter((w) => w.failed).length;
     const rateTripped = this.window.length >= this.settings.minimumCalls && failed / this.window.length >= this.settings.failureRate;
-    if (this.consecutive >= this.settings.failureThreshold || rateTripped) {
-      const why = this.consecutive >= this.settings.failureThreshold ? `${this.consecutive} consecutive failures` : `${failed}/${this.window.length} calls failed`;
+    const runTripped = this.settings.failureThreshold > 0 && this.consecutive >= this.settings.failureThreshold;
+    if (rateTripped || runTripped) {
+      const why = rateTripped ? `${failed}/${this.window.length} calls failed` : `${this.consecutive} consecutive failures`;
       this.hold(t + Math.max(this.coolDown, retryAfter), now, why);
     } else if (retryAfter > 0) {
-      // Below the threshold, but the agency said when to come back: nobody calls before.
+      // Not tripped, but the agency said when to come back: nobody calls before.
       this.hold(t + retryAfter, now, `Retry-After ${Math.round(retryAfter)} ms`);
     }
   }
@@ -156,6 +208,8 @@ export class CircuitBreaker {
     return {
       state: this.stateAt(now),
       consecutiveFailures: this.consecutive,
+      windowCalls: this.window.length,
+      windowFailures: this.window.filter((w) => w.failed).length,
       openUntil: this.state === 'open' ? new Date(this.openUntil).toISOString() : null,
       coolDownMs: this.coolDown,
     };
@@ -163,7 +217,8 @@ export class CircuitBreaker {
 
   private hold(until: number, now: Date, why: string) {
     this.openUntil = Math.max(until, this.state === 'open' ? this.openUntil : 0);
-    this.probing = false;
+    this.probesOut = 0;
+    this.probesOk = 0;
     if (this.state !== 'open') this.move('open', now, why);
   }
 
@@ -176,6 +231,10 @@ export class CircuitBreaker {
   private move(to: CircuitState, now: Date, why: string) {
     const t: CircuitTransition = { partnerId: this.partnerId, from: this.state, to, at: now, why };
     this.state = to;
+    if (to === 'half_open') {
+      this.probesOut = 0;
+      this.probesOk = 0;
+    }
     this.transitions.push(t);
     if (this.transitions.length > 200) this.transitions.shift();
     this.onTransition(t);
@@ -184,12 +243,13 @@ export class CircuitBreaker {
 
 export const DEFAULT_CIRCUIT_BREAKER: CircuitBreakerSettings = {
   enabled: true,
-  failureThreshold: 5,
-  failureRate: 0.5,
-  minimumCalls: 20,
+  failureThreshold: 0,
+  failureRate: 0.7,
+  minimumCalls: 30,
   windowMs: 60_000,
   coolDownMs: 30_000,
   maxCoolDownMs: 300_000,
+  halfOpenProbes: 3,
 };
 
 /** The breakers of one hub (one per partner), kept beside its context rather than in it. */

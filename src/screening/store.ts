@@ -89,12 +89,15 @@ export async function findHashMatches(sql: Sql, merchantId: string, hashes: { ki
 }
 
 /**
- * Customers the hub knew before identifier hashes existed (or while a worker was down) get theirs
- * from the e-mail and merchant id their rows hold: at a worker's start, in batches. A customer with
- * a hash of either kind is done; IBANs and card fingerprints come as the PSPs send them again.
- * Idempotent, so processes starting together do no harm. Returns how many customers it hashed.
+ * Customers the hub knew before identifier hashes existed get theirs from the e-mail and merchant
+ * id their rows hold: at a worker's start, in batches. A customer with a hash of either kind is
+ * done; IBANs and card fingerprints come as the PSPs send them again. Idempotent, so processes
+ * starting together do no harm. A batch's insert checks its customers' keys while events lock
+ * customers too, so PostgreSQL may end one of them as a deadlock: the batch is tried again
+ * (`retries`, a second apart) rather than left for the next start, since an event of a customer
+ * whose e-mail did not change writes no hash (learnIdentifiers). Returns how many customers it hashed.
  */
-export async function backfillIdentifierHashes(db: Database, hasher: IdentifierHasher, now: Date, batch = 500): Promise<number> {
+export async function backfillIdentifierHashes(db: Database, hasher: IdentifierHasher, now: Date, batch = 200, retries = 5): Promise<number> {
   let after = '';
   let hashed = 0;
   for (;;) {
@@ -119,16 +122,22 @@ export async function backfillIdentifierHashes(db: Database, hasher: IdentifierH
       }
       if (ids.length) hashed++;
     }
-    if (customerIds.length) {
-      // The debtor and the erasure are read as the rows are written: a customer moved or erased meanwhile is taken as it is now.
-      await db.query(
-        `INSERT INTO identifier_hashes (merchant_id, debtor_id, customer_id, kind, hash, created_at)
-         SELECT c.merchant_id, c.debtor_id, c.id, x.kind, x.hash, $4
-           FROM unnest($1::text[], $2::text[], $3::text[]) AS x(customer_id, kind, hash)
-           JOIN customers c ON c.id = x.customer_id AND c.erased_at IS NULL
-         ON CONFLICT (customer_id, kind, hash) DO NOTHING`,
-        [customerIds, kinds, hashes, now],
-      );
+    for (let attempt = 1; customerIds.length; attempt++) {
+      try {
+        // The debtor and the erasure are read as the rows are written: a customer moved or erased meanwhile is taken as it is now.
+        await db.query(
+          `INSERT INTO identifier_hashes (merchant_id, debtor_id, customer_id, kind, hash, created_at)
+           SELECT c.merchant_id, c.debtor_id, c.id, x.kind, x.hash, $4
+             FROM unnest($1::text[], $2::text[], $3::text[]) AS x(customer_id, kind, hash)
+             JOIN customers c ON c.id = x.customer_id AND c.erased_at IS NULL
+           ON CONFLICT (customer_id, kind, hash) DO NOTHING`,
+          [customerIds, kinds, hashes, now],
+        );
+        break;
+      } catch (err) {
+        if (attempt > retries) throw err;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
     }
     if (rows.length < batch) return hashed;
   }

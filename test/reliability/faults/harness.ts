@@ -36,6 +36,11 @@ export interface ConfigOptions {
   /** PGlite data directory (embedded mode in a child process). */
   dataDir?: string;
   delivery?: Delivery;
+  /**
+   * Start from the hub's own delivery defaults (lease, reconcile period, backoff, the circuit
+   * breaker as it ships, enabled) instead of FAST_DELIVERY; `delivery` still overrides.
+   */
+  deliveryDefaults?: boolean;
   /** The hub's per-call timeout to the agency. */
   partnerTimeoutMs?: number;
   pullEverySeconds?: number;
@@ -54,16 +59,16 @@ export const FAST_DELIVERY = {
 };
 
 export function configYaml(o: ConfigOptions): string {
-  const d = { ...FAST_DELIVERY, ...o.delivery };
-  const cb = { enabled: false, ...o.delivery?.circuitBreaker };
+  const d = o.deliveryDefaults ? { ...o.delivery } : { ...FAST_DELIVERY, ...o.delivery };
+  const cb = o.deliveryDefaults ? { ...o.delivery?.circuitBreaker } : { enabled: false, ...o.delivery?.circuitBreaker };
   const { circuitBreaker: _cb, ...flat } = d as Delivery;
-  const deliveryYaml = Object.entries(flat).map(([k, v]) => `${k}: ${v}`).join(', ');
+  const deliveryYaml = [...Object.entries(flat).map(([k, v]) => `${k}: ${v}`), ''].join(', ');
   const cbYaml = Object.entries(cb).map(([k, v]) => `${k}: ${v}`).join(', ');
   const policy = `{ handoverAfterDays: ${o.handoverAfterDays ?? 0}, minAmount: { value: 0, currency: EUR }, stackWindowDays: 45, countryRules: false }`;
   return `
 hub: { id: collection-hub, publicUrl: "http://127.0.0.1:${o.hubPort}", port: ${o.hubPort}, host: 127.0.0.1, logLevel: ${o.logLevel ?? 'error'}${o.dataDir ? `, dataDir: "${o.dataDir}"` : ''}, identifierHashSecret: ${SECRETS.identifierHash} }
 auth: { merchantTokenSecret: ${SECRETS.merchantToken} }
-delivery: { ${deliveryYaml}, circuitBreaker: { ${cbYaml} } }
+delivery: { ${deliveryYaml}circuitBreaker: { ${cbYaml} } }
 merchants:
   - id: acme
     name: Acme Subscriptions BV
@@ -109,8 +114,17 @@ export interface FrontReply {
   body?: unknown;
 }
 
+/** Forward the call, but only after this long (a slow agency). */
+export interface FrontSlow {
+  forwardAfterMs: number;
+}
+
+export type FrontRule = (req: { method: string; path: string; body: any }) => FrontReply | FrontSlow | undefined;
+
 export interface FrontLogEntry {
   at: number;
+  /** When the answer was sent (or the forwarded call failed); undefined while the call is under way. */
+  doneAt?: number;
   method: string;
   path: string;
   idempotencyKey: string | null;
@@ -124,10 +138,10 @@ export interface FrontLogEntry {
  * our choosing, a 422 for one case): `rule` returns a reply to give instead, or undefined to
  * forward the call as it is. A call the simulator drops (timeout fault) is dropped here too.
  */
-export async function startAgencyFront(target: string): Promise<{ url: string; log: FrontLogEntry[]; rule: (req: { method: string; path: string; body: any }) => FrontReply | undefined; setRule(r: (req: { method: string; path: string; body: any }) => FrontReply | undefined): void; stop(): Promise<void> }> {
+export async function startAgencyFront(target: string): Promise<{ url: string; log: FrontLogEntry[]; rule: FrontRule; setRule(r: FrontRule): void; stop(): Promise<void> }> {
   const http = await import('node:http');
   const log: FrontLogEntry[] = [];
-  let rule: (req: { method: string; path: string; body: any }) => FrontReply | undefined = () => undefined;
+  let rule: FrontRule = () => undefined;
   const server = http.createServer(async (req, res) => {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
@@ -141,12 +155,14 @@ export async function startAgencyFront(target: string): Promise<{ url: string; l
     const entry: FrontLogEntry = { at: Date.now(), method: req.method!, path: req.url!, idempotencyKey: (req.headers['idempotency-key'] as string) ?? null, answeredBy: 'front', status: null };
     log.push(entry);
     const reply = rule({ method: req.method!, path: req.url!, body });
-    if (reply) {
+    if (reply && 'status' in reply) {
       entry.status = reply.status;
       res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers });
       res.end(JSON.stringify(reply.body ?? {}));
+      entry.doneAt = Date.now();
       return;
     }
+    if (reply && 'forwardAfterMs' in reply) await sleep(reply.forwardAfterMs);
     entry.answeredBy = 'forwarded';
     try {
       const headers: Record<string, string> = {};
@@ -161,6 +177,7 @@ export async function startAgencyFront(target: string): Promise<{ url: string; l
     } catch {
       res.socket?.destroy();
     }
+    entry.doneAt = Date.now();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const port = (server.address() as import('node:net').AddressInfo).port;
