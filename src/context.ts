@@ -11,6 +11,7 @@ import type { Metrics } from './observability/metrics';
 import type { PspMapping, AgencyMapping } from './mappings/types';
 import type { AgencyClient, HubTokenSigner } from '../connectors/agency/types';
 import { addToOutbox, type DispatchItem, type OutboxInput } from './outbox/outbox';
+import { doorbell } from './outbox/batch';
 import type { IdentifierHasher } from './screening/identifiers';
 
 export type MerchantSettings = HubConfig['merchants'][number];
@@ -55,7 +56,7 @@ export interface HubContext {
 export function dispatchCommitted(dispatcher: Dispatcher, items: DispatchItem[]): void {
   if (!items.length) return;
   try {
-    dispatcher.dispatch(items).catch(() => undefined);
+    dispatcher.dispatch(doorbell(items)).catch(() => undefined);
   } catch {
     // A dispatcher must not throw (dispatcher.ts); if one does, the reconciler still has the rows.
   }

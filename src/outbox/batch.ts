@@ -5,7 +5,7 @@
  */
 import type { HubContext } from '../context';
 import type { Sql } from '../store/db';
-import type { OutboxKind, OutboxRow } from './outbox';
+import type { DispatchItem, OutboxKind, OutboxRow } from './outbox';
 
 /** How big and how long a batch may be. */
 export interface EventBatchOptions {
@@ -65,3 +65,32 @@ export function renewBatchLease(ctx: HubContext, rows: OutboxRow[], leaseMs: num
 
 /** A stage that works many claimed rows of its kinds at once (their failures settled by the runner). */
 export type BatchStage = (ctx: HubContext, rows: OutboxRow[], opts: EventBatchOptions) => Promise<BatchOutcome>;
+
+/**
+ * Kinds whose queue message is only a doorbell: a worker's batch loop claims whatever of them is
+ * due, so one message per commit wakes it as well as one per row. Every one of them must have a
+ * batch stage in the runner's registry (createOutboxRunner checks).
+ */
+export const DOORBELL_KINDS: ReadonlySet<OutboxKind> = new Set<OutboxKind>(['process_event']);
+
+/**
+ * The queue as a doorbell (issue 14): of the items a commit (or a reconcile pass) hands the
+ * queue, the due ones of a doorbell kind become one message per lane and kind — the newest row's,
+ * so a worker that finds it done by its own batch knows every older due row of that kind was
+ * claimed by a batch then, its own or another worker's. Items due later keep their own message
+ * (it wakes the loop at their time). Other kinds are left as they are.
+ */
+export function doorbell(items: DispatchItem[], nowMs: number = Date.now()): DispatchItem[] {
+  const rang = new Map<string, DispatchItem>();
+  const out: DispatchItem[] = [];
+  for (const it of items) {
+    if (!it.kind || !DOORBELL_KINDS.has(it.kind) || it.dueAt.getTime() > nowMs) {
+      out.push(it);
+      continue;
+    }
+    const key = `${it.lane}\u0000${it.kind}`;
+    const seen = rang.get(key);
+    if (!seen || Number(it.id) > Number(seen.id)) rang.set(key, it);
+  }
+  return [...out, ...rang.values()];
+}

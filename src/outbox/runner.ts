@@ -27,7 +27,7 @@ import {
 import { DeliveryError } from '../../connectors/agency/types';
 import { DatabaseUnavailable, isConnectionError } from '../store/db';
 import { Defer, Permanent } from '../pipeline/errors';
-import { claimEventBatch, EVENT_BATCH_DEFAULTS, renewBatchLease, type BatchOutcome, type BatchStage } from './batch';
+import { claimEventBatch, DOORBELL_KINDS, doorbell, EVENT_BATCH_DEFAULTS, renewBatchLease, type BatchOutcome, type BatchStage } from './batch';
 import type { StageRegistry } from './stages';
 import { circuitBreakers, CircuitOpen, lendAdmission, takeAdmission } from '../delivery/circuit-breaker';
 import { withLeaseHeartbeat } from './lease';
@@ -85,6 +85,8 @@ export interface OutboxRunner {
  */
 export function createOutboxRunner(ctx: HubContext, registry: StageRegistry): OutboxRunner {
   const STAGES = registry.stages;
+  // A doorbell kind's rows have one message per commit, not per row: only a batch loop finds the others.
+  for (const kind of DOORBELL_KINDS) if (!registry.batches[kind]) throw new Error(`outbox kind ${kind} is rung as a doorbell but has no batch stage`);
   const { delivery } = ctx.config;
   const breakers = circuitBreakers(ctx);
   /** Rows claimed by this process and left in flight by a database outage: id → our lease (the fence). */
@@ -445,7 +447,7 @@ export async function reconcileOnce(ctx: HubContext, limit = 1000): Promise<numb
   const horizon = ctx.config.delivery.reconcileEverySeconds * 1000;
   const skipLanes = circuitBreakers(ctx).blockedPartners(new Date()).map(partnerLane);
   const items: DispatchItem[] = await ctx.db.tx((sql) => dueRows(sql, ctx.clock.now(), horizon, limit, { skipLanes }));
-  if (items.length) await ctx.dispatcher.dispatch(items);
+  if (items.length) await ctx.dispatcher.dispatch(doorbell(items));
   ctx.metrics.outboxPending.set(items.length);
   return items.length;
 }
