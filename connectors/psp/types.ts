@@ -67,9 +67,21 @@ export interface NormalizeContext<Cfg> {
   maxAttempts?: number;
 }
 
+/** What a connector can do for the hub beyond webhooks, declared so the hub uses it only where it exists. */
+export interface PspCapabilities {
+  /**
+   * The hub may write a debtor's payment-behaviour flags to the PSP customer's metadata, so the
+   * merchant's billing sees them without calling the hub (issue 17; Stripe:
+   * `metadata.collection_hub_flags`, `merchants[].writeBack.stripe.customerFlags`).
+   */
+  customerMetadata?: boolean;
+}
+
 export interface PspConnector<Cfg = unknown> {
   /** The `:provider` path segment and the key under `merchants[].providers`. */
   readonly id: string;
+  /** What else it can do (absent: nothing). */
+  readonly capabilities?: PspCapabilities;
   /** zod schema of this provider's block in a merchant's config. */
   readonly configSchema: z.ZodType<Cfg>;
   /**

@@ -73,6 +73,8 @@ export interface FakeStripe {
   invoicePayments: Map<string, Json>;
   /** GET /v1/payment_methods/:id (a mandate's payment method names its customer). */
   paymentMethods: Map<string, Json>;
+  /** GET and POST /v1/customers/:id (the hub writes a debtor's flags into `metadata`). */
+  customers: Map<string, Json>;
   requests: FakeStripeRequest[];
   /** Makes matching requests fail with `status` (and Stripe's error body). */
   fail(failure: FakeStripeFailure): void;
@@ -87,6 +89,7 @@ const OBJECT_NAMES: Record<string, string> = {
   invoices: 'invoice',
   invoice_payments: 'invoice_payment',
   payment_methods: 'payment_method',
+  customers: 'customer',
 };
 
 export function createFakeStripe(options: FakeStripeOptions = {}): FakeStripe {
@@ -96,6 +99,7 @@ export function createFakeStripe(options: FakeStripeOptions = {}): FakeStripe {
   const invoices = new Map<string, Json>();
   const invoicePayments = new Map<string, Json>();
   const paymentMethods = new Map<string, Json>();
+  const customers = new Map<string, Json>();
   const requests: FakeStripeRequest[] = [];
   let failures: FakeStripeFailure[] = [];
   let requestSeq = 0;
@@ -196,6 +200,7 @@ export function createFakeStripe(options: FakeStripeOptions = {}): FakeStripe {
     ['charges', charges],
     ['invoices', invoices],
     ['payment_methods', paymentMethods],
+    ['customers', customers],
   ] as const) {
     app.get(`/v1/${resource}/:id`, (req: Request, res: Response) => {
       const id = String(req.params.id);
@@ -255,6 +260,22 @@ export function createFakeStripe(options: FakeStripeOptions = {}): FakeStripe {
     res.json(expandAll(clone(updated), res.locals.query.expand ?? form.expand));
   });
 
+  // Update a customer: only `metadata` here, merged as Stripe merges it (an empty value removes the key).
+  app.post('/v1/customers/:id', (req: Request, res: Response) => {
+    const id = String(req.params.id);
+    const found = customers.get(id);
+    if (!found) return missing(res, 'customers', id);
+    const form = res.locals.form as Json;
+    const metadata: Json = { ...(found.metadata ?? {}) };
+    for (const [k, v] of Object.entries(isObject(form.metadata) ? form.metadata : {})) {
+      if (v === '') delete metadata[k];
+      else metadata[k] = v;
+    }
+    const updated: Json = { ...found, metadata };
+    customers.set(id, updated);
+    res.json(clone(updated));
+  });
+
   app.post('/v1/invoices/:id/mark_uncollectible', (req: Request, res: Response) => {
     const id = String(req.params.id);
     const inv = invoices.get(id);
@@ -286,6 +307,7 @@ export function createFakeStripe(options: FakeStripeOptions = {}): FakeStripe {
     invoices,
     invoicePayments,
     paymentMethods,
+    customers,
     requests,
     start: loopback.start,
     stop: loopback.stop,
@@ -301,6 +323,7 @@ export function createFakeStripe(options: FakeStripeOptions = {}): FakeStripe {
       invoices.clear();
       invoicePayments.clear();
       paymentMethods.clear();
+      customers.clear();
       requests.length = 0;
       failures = [];
     },

@@ -123,6 +123,13 @@ export const writeBackSchema = z.strictObject({
       markPaid: z.boolean().default(true),
       /** Mark the Stripe invoice uncollectible when the agency wrote it off. */
       markUncollectible: z.boolean().default(false),
+      /**
+       * Write the debtor's payment-behaviour flags to each of its Stripe customers' metadata
+       * (`collection_hub_flags`, the names of the flags that are on, space-separated; removed when none),
+       * whenever they change — so the merchant's billing sees them without calling the hub (issue 17).
+       * Absent = false (optional rather than defaulted, so a write-back written out in code needs no key).
+       */
+      customerFlags: z.boolean().optional(),
     })
     .optional(),
 });

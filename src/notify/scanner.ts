@@ -9,7 +9,8 @@
  *    collected it, or uncollectible when a partner wrote it off and the merchant asks for that;
  *  - `merchant.webhook` `customer.flags_changed`: the debtors the page's rows concern get their
  *    payment-behaviour flags computed again, once per debtor per page, and the merchant hears of a
- *    changed flag set (src/profile/flags-sync.ts). A pass also re-checks the flags whose window may
+ *    changed flag set (src/profile/flags-sync.ts) — and, with `writeBack.stripe.customerFlags`, a
+ *    `psp.writeback` row puts it into the Stripe customers' metadata. A pass also re-checks the flags whose window may
  *    have moved past their events (`recheckDueFlags`).
  *
  * Each outbox row's idempotency key comes from the history row's id, so scanning a row twice (a
@@ -23,7 +24,7 @@ import type { Sql } from '../store/db';
 import type { InvoiceRow } from '../ledger/rows';
 import { buildEvent, eventTypeOf, type HistoryRow } from './events';
 import { merchantLane, outboxKind, pspLane } from './kinds';
-import { debtorsOfHistory, syncDebtorFlags, wantsFlagEvents } from '../profile/flags-sync';
+import { debtorsOfHistory, syncDebtorFlags, tracksFlags } from '../profile/flags-sync';
 
 const CURSOR = 'status_history';
 const PAGE = 500;
@@ -145,7 +146,8 @@ async function notifyFor(ctx: HubContext, sql: Sql, outbox: OutboxWriter, h: Sca
  * holding every merchant's notifications back; its next history row tries again.
  */
 async function flagsFor(ctx: HubContext, sql: Sql, outbox: OutboxWriter, rows: ScannedRow[]): Promise<number> {
-  const wanted = rows.filter((h) => h.entity !== 'customer' || h.status !== 'personal_data_erased').filter((h) => wantsFlagEvents(ctx.merchants.get(h.merchant_id)));
+  // (The erasure's own row too: it removes flags written to the PSP, src/profile/flags-sync.ts.)
+  const wanted = rows.filter((h) => tracksFlags(ctx.merchants.get(h.merchant_id)));
   let changed = 0;
   for (const d of await debtorsOfHistory(sql, wanted)) {
     const merchant = ctx.merchants.get(d.merchantId);
@@ -170,7 +172,7 @@ const RECHECKS_PER_PASS = 100;
  * `recheck_at` has come get their flags computed again, each in its own transaction.
  */
 export async function recheckDueFlags(ctx: HubContext): Promise<number> {
-  const merchants = [...ctx.merchants.values()].filter((m) => wantsFlagEvents(m)).map((m) => m.id);
+  const merchants = [...ctx.merchants.values()].filter((m) => tracksFlags(m)).map((m) => m.id);
   if (!merchants.length) return 0;
   const now = ctx.clock.now();
   const due = (await ctx.db.query<{ debtor_id: string; merchant_id: string; recheck_at: Date }>(

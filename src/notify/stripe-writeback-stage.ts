@@ -4,7 +4,11 @@
  *
  *  - `pay`: the agency collected the invoice → `invoices.pay(id, { paid_out_of_band: true })`;
  *  - `mark_uncollectible`: the agency wrote it off and the merchant asked for it →
- *    `invoices.markUncollectible(id)`.
+ *    `invoices.markUncollectible(id)`;
+ *  - `customer_flags`: the debtor's payment-behaviour flags changed (src/profile/flags-sync.ts) →
+ *    `customers.update(id, { metadata: { collection_hub_flags } })` with the set stored when the row
+ *    runs (rows run out of order still leave the newest), `""` (Stripe removes the key) when none
+ *    or the debtor was erased (writeFlagsToStripe).
  *
  * Idempotent three ways: the outbox row is keyed by the history row (scanner.ts); each call sends
  * the SDK's `idempotencyKey` derived from the row; and an outcome Stripe already shows (the
@@ -44,7 +48,14 @@ export interface StripeInvoicesApi {
     markUncollectible(id: string, params: Record<string, never>, options: Stripe.RequestOptions): Promise<{ id: string; status: string | null }>;
     retrieve(id: string, params: Record<string, never>, options: Stripe.RequestOptions): Promise<{ id: string; status: string | null }>;
   };
+  /** Only for `customer_flags`. */
+  customers?: {
+    update(id: string, params: { metadata: Record<string, string> }, options: Stripe.RequestOptions): Promise<{ id: string; metadata?: Record<string, string> | null }>;
+  };
 }
+
+/** The Stripe customer metadata key that holds the debtor's flags (space-separated names; absent: none). */
+export const FLAGS_METADATA_KEY = 'collection_hub_flags';
 
 // One SDK instance per merchant config object (parsed once at boot).
 const clients = new WeakMap<object, StripeInvoicesApi>();
@@ -92,6 +103,7 @@ function describe(err: unknown): { message: string; body: unknown } {
 }
 
 export async function writeBackToStripe(ctx: HubContext, row: OutboxRow, api?: StripeInvoicesApi): Promise<void> {
+  if (row.payload?.action === 'customer_flags') return writeFlagsToStripe(ctx, row, api);
   const action = row.payload?.action as WriteBackAction;
   const ref = String(row.payload?.ref ?? '');
   const invoiceId = String(row.payload?.invoiceId ?? '');
@@ -190,4 +202,62 @@ export async function writeBackToStripe(ctx: HubContext, row: OutboxRow, api?: S
     await ctx.db.tx((sql) => recordExchanges(sql, entries)).catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * The debtor's payment-behaviour flags into the Stripe customer's metadata (issue 17): the set
+ * stored for the debtor now (debtor_profiles), so whichever row runs last leaves the newest set;
+ * none (no flag on, or the debtor erased) removes the key. The Stripe idempotency key is the row's
+ * with the value written, so a retry that writes the same is one call at Stripe. A customer Stripe no
+ * longer has (404) is done, with a note; other refusals go to the dead letter, and no answer, 409,
+ * 429 and 5xx are retried.
+ */
+async function writeFlagsToStripe(ctx: HubContext, row: OutboxRow, api?: StripeInvoicesApi): Promise<void> {
+  const ref = String(row.payload?.ref ?? '');
+  const customerId = String(row.payload?.customerId ?? '');
+  if (!ref.startsWith('cus_') || !customerId) throw new Permanent(`outbox row ${row.id}: not a Stripe customer write-back (${ref})`);
+  const self = (await ctx.db.query<{ status: string }>(`SELECT status FROM outbox WHERE id = $1`, [row.id])).rows[0];
+  if (self && ['done', 'cancelled', 'dead'].includes(self.status)) return;
+  const merchant = row.merchant_id ? ctx.merchants.get(row.merchant_id) : undefined;
+  if (!merchant?.writeBack?.stripe?.customerFlags) {
+    await ctx.commit((sql) => cancelRow(sql, row.id, ctx.clock.now(), `write-back of customer flags no longer configured for merchant ${row.merchant_id}`));
+    return;
+  }
+  const provider = merchant.providers.stripe as StripeProviderConfig | undefined;
+  if (!provider?.apiKey) throw new Permanent(`merchant ${merchant.id} has no Stripe apiKey; cannot write back`);
+  const stored = (await ctx.db.query<{ flags: string[] }>(
+    `SELECT p.flags FROM debtor_profiles p JOIN customers c ON c.debtor_id = p.debtor_id WHERE c.id = $1 AND c.merchant_id = $2 AND c.erased_at IS NULL`,
+    [customerId, merchant.id],
+  )).rows[0];
+  const value = [...(stored?.flags ?? [])].sort().join(' ');
+  const stripe = api ?? stripeFor(provider);
+  if (!stripe.customers) throw new Permanent('the Stripe client has no customers API');
+  const options: Stripe.RequestOptions = { idempotencyKey: `${writeBackIdempotencyKey(row.idempotency_key)}-${value ? value.replace(/ /g, '+') : 'none'}`, timeout: CALL_TIMEOUT_MS };
+  const request = { metadata: { [FLAGS_METADATA_KEY]: value } };
+  const operation = `POST /v1/customers/${ref}`;
+  const entry = (e: Partial<ExchangeEntry>): ExchangeEntry => ({
+    merchantId: merchant.id, direction: 'out', party: 'stripe', operation, outcome: 'ok', customerId, outboxId: row.id, request, at: ctx.clock.now(), ...e,
+  });
+  const started = Date.now();
+  let note: string | null = null;
+  try {
+    await stripe.customers.update(ref, request, options);
+  } catch (err) {
+    const failed = describe(err);
+    const status = stripeStatus(err);
+    if (status === 404) {
+      note = 'Stripe has no such customer any more: nothing to write';
+    } else {
+      const retry = retryable(err);
+      const outcome = retry && row.attempts < ctx.config.delivery.maxAttempts ? 'retrying' : 'dead';
+      await ctx.db.tx((sql) => recordExchanges(sql, [entry({ outcome, httpStatus: status ?? null, latencyMs: Date.now() - started, response: failed.body, summary: `${failed.message} (attempt ${row.attempts})` })])).catch(() => undefined);
+      throw new DeliveryError(retry, failed.message, status, failed.body);
+    }
+  }
+  const summary = note ?? (value ? `customer flags written: ${value}` : 'customer flags removed (none on)');
+  await ctx.commit(async (sql) => {
+    await recordExchanges(sql, [entry({ httpStatus: note ? 404 : 200, latencyMs: Date.now() - started, summary })]);
+    await completeRow(sql, row.id, ctx.clock.now(), { status: note ? 404 : 200, body: { id: ref, [FLAGS_METADATA_KEY]: value, ...(note ? { note } : {}) } });
+  });
+  ctx.logger.info('customer flags written to stripe', { merchantId: merchant.id, customerId, flags: value || null, note });
 }

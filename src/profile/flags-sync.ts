@@ -8,8 +8,11 @@
  * what triggered it (the history row, or the re-check time). So one change of the set is one
  * webhook, and nothing changed is none.
  *
- * Only for a merchant whose webhooks carry the event (no `events` filter, or one naming it); a
- * debtor whose data was erased (src/privacy/erasure.ts) is profiled no more.
+ * Only for a merchant whose webhooks carry the event (no `events` filter, or one naming it), or who
+ * has the flags written to its Stripe customers' metadata (`writeBack.stripe.customerFlags`: a
+ * `psp.writeback` row per Stripe customer of the debtor, src/notify/stripe-writeback-stage.ts); a
+ * debtor whose data was erased (src/privacy/erasure.ts) is profiled no more, and the flags written
+ * to the PSP are removed.
  *
  * The event:
  * ```json
@@ -24,7 +27,8 @@
 import { createHash } from 'node:crypto';
 import type { MerchantSettings, OutboxWriter } from '../context';
 import type { Sql } from '../store/db';
-import { merchantLane, outboxKind } from '../notify/kinds';
+import { merchantLane, outboxKind, pspLane } from '../notify/kinds';
+import { PSP_CONNECTORS } from '../../connectors/registry';
 import { debtorErased, flagSet, loadDebtorProfile, type DebtorProfile } from './profile';
 
 export const FLAGS_EVENT = 'customer.flags_changed' as const;
@@ -34,6 +38,20 @@ export function wantsFlagEvents(merchant: Pick<MerchantSettings, 'webhooks'> | u
   const hooks = merchant?.webhooks;
   return !!hooks && (!hooks.events || hooks.events.includes(FLAGS_EVENT));
 }
+
+/** The merchant has the flags written to its Stripe customers' metadata (`writeBack.stripe.customerFlags`). */
+export function writesFlagsToPsp(merchant: Pick<MerchantSettings, 'writeBack'> | undefined): boolean {
+  return !!merchant?.writeBack?.stripe?.customerFlags;
+}
+
+/** The hub keeps this merchant's debtors' flag sets: for its webhooks, its PSP write-back, or both. */
+export function tracksFlags(merchant: Pick<MerchantSettings, 'webhooks' | 'writeBack'> | undefined): boolean {
+  return wantsFlagEvents(merchant) || writesFlagsToPsp(merchant);
+}
+
+/** PSPs whose connector declares it can keep the flags in its customer's metadata (and whose write-back stage does). */
+const METADATA_PSPS = new Set(PSP_CONNECTORS.filter((c) => c.capabilities?.customerMetadata).map((c) => c.id));
+const WRITE_BACK_STAGES = new Set(['stripe']);
 
 /** What made the hub look again: a status_history row of the debtor, or the re-check time of a flag's window. */
 export type FlagsTrigger = { historyId: number | string } | { recheckAt: Date };
@@ -81,9 +99,11 @@ export async function syncDebtorFlags(
   now: Date,
   trigger: FlagsTrigger,
 ): Promise<FlagsSyncOutcome> {
-  if (!wantsFlagEvents(merchant)) return 'not_wanted';
+  if (!tracksFlags(merchant)) return 'not_wanted';
   if (await debtorErased(sql, merchant.id, debtorId)) {
     await sql.query(`DELETE FROM debtor_profiles WHERE debtor_id = $1 AND merchant_id = $2`, [debtorId, merchant.id]);
+    // Flags written to the PSP go too (once per customer): derived data is not left behind there.
+    if (writesFlagsToPsp(merchant)) for (const row of await pspFlagRows(sql, merchant, debtorId, [], 'erased')) await outbox.add(row);
     return 'erased';
   }
   for (let attempt = 0; attempt < 2; attempt++) {
@@ -114,7 +134,8 @@ export async function syncDebtorFlags(
       // Another transaction stored it first: look again under its lock.
       if (!inserted.rows.length) continue;
     }
-    await outbox.add(await flagsWebhookRow(sql, merchant, debtorId, profile, previous, next, trigger, now));
+    if (wantsFlagEvents(merchant)) await outbox.add(await flagsWebhookRow(sql, merchant, debtorId, profile, previous, next, trigger, now));
+    if (writesFlagsToPsp(merchant)) for (const r of await pspFlagRows(sql, merchant, debtorId, next, flagsIdempotencyKey(debtorId, next, trigger))) await outbox.add(r);
     return 'changed';
   }
   return 'unchanged';
@@ -152,6 +173,27 @@ async function flagsWebhookRow(sql: Sql, merchant: MerchantSettings, debtorId: s
     customerId: customers[0]?.id ?? null,
     invoiceId: null,
   };
+}
+
+/**
+ * `psp.writeback` rows that put the flag set into the metadata of each of the debtor's customers at a
+ * PSP that declares the capability. The stage writes the set stored when it runs (so rows that run
+ * out of order still leave the newest set), and removes the key when there is none.
+ */
+async function pspFlagRows(sql: Sql, merchant: MerchantSettings, debtorId: string, flags: string[], key: string) {
+  const customers = (await sql.query<{ id: string; provider: string; provider_ref: string }>(
+    `SELECT id, provider, provider_ref FROM customers WHERE merchant_id = $1 AND debtor_id = $2 ORDER BY created_at, id`,
+    [merchant.id, debtorId],
+  )).rows.filter((c) => METADATA_PSPS.has(c.provider) && WRITE_BACK_STAGES.has(c.provider) && c.provider_ref.startsWith('cus_'));
+  return customers.map((c) => ({
+    kind: outboxKind('psp.writeback'),
+    lane: pspLane(c.provider),
+    payload: { action: 'customer_flags', provider: c.provider, ref: c.provider_ref, customerId: c.id, debtorId, flags },
+    idempotencyKey: `writeback-${key}-${c.id}`,
+    merchantId: merchant.id,
+    customerId: c.id,
+    invoiceId: null,
+  }));
 }
 
 /**

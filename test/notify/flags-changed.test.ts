@@ -4,14 +4,18 @@
  * flag set (keyed by debtor + new set + history row), none when nothing changed, none twice when
  * the same rows are scanned again; the flag set is stored per debtor (debtor_profiles); a merchant
  * that filtered the type out gets nothing; an erased debtor is profiled no more; a flag that ages
- * out of its window is noticed by the re-check.
+ * out of its window is noticed by the re-check. With `writeBack.stripe.customerFlags`, the set goes
+ * into the Stripe customers' metadata through the SDK (the fake Stripe API), the newest set whatever
+ * the order the rows run in, and is removed when the debtor is erased.
  */
 import { notifyFromHistory, recheckDueFlags, scanStatusHistory } from '../../src/notify/scanner';
 import { flagsIdempotencyKey } from '../../src/profile/flags-sync';
 import { eraseCustomer } from '../../src/privacy/erasure';
 import type { CustomerRow } from '../../src/ledger/rows';
 import type { HubContext } from '../../src/context';
-import { history, notifyHub, outboxRows, seedInvoice, WEBHOOK_SECRET, type NotifyHub } from './support';
+import { writeBackToStripe, FLAGS_METADATA_KEY } from '../../src/notify/stripe-writeback-stage';
+import { createFakeStripe, type FakeStripe } from '../../sim/psp/fake-stripe';
+import { claim, history, notifyHub, outboxRows, seedInvoice, WEBHOOK_SECRET, type NotifyHub } from './support';
 
 const hooks = (events?: string) => `    webhooks: { url: "http://127.0.0.1:9/hooks", secret: "${WEBHOOK_SECRET}"${events ? `, events: [${events}]` : ''} }`;
 
@@ -142,5 +146,88 @@ describe('customer.flags_changed filtered out', () => {
     expect(r).toMatchObject({ webhooks: 1, flagChanges: 0 });
     expect(await flagRows(ctx)).toEqual([]);
     expect((await ctx.db.query(`SELECT 1 FROM debtor_profiles`)).rows).toEqual([]);
+  });
+});
+
+describe('customer flags written to the Stripe customer (writeBack.stripe.customerFlags, no webhooks)', () => {
+  let fake: FakeStripe;
+  let h: NotifyHub;
+  beforeAll(async () => {
+    fake = createFakeStripe();
+    const apiBase = (await fake.start()).url;
+    h = await notifyHub({ stripeExtra: `\n        apiBase: ${apiBase}`, acmeExtra: '    writeBack: { stripe: { markPaid: false, customerFlags: true } }' });
+  }, 30_000);
+  afterAll(async () => {
+    await h?.stop();
+    await fake?.stop();
+  });
+
+  const flagWrites = async (customerId: string) =>
+    (await outboxRows(h.ctx, 'psp.writeback')).filter((r) => r.payload.action === 'customer_flags' && r.payload.customerId === customerId);
+
+  it('writes the newest flag set into the metadata, removes it once none is on, and when the debtor is erased', async () => {
+    const { ctx } = h;
+    const s = await seedInvoice(ctx, { ref: 'in_flags5', inCase: true, customerRef: 'cus_flags5' });
+    fake.customers.set('cus_flags5', { id: 'cus_flags5', object: 'customer', metadata: { customer_id: 'CRM-5' } });
+    await history(ctx, { entity: 'invoice', entityId: s.invoiceId, status: 'in_collection', source: 'refagency' });
+    expect((await scanStatusHistory(ctx)).flagChanges).toBe(1);
+    // No webhooks configured: nothing for the merchant's endpoint, one write-back row.
+    expect(await flagRows(ctx)).toEqual([]);
+    let rows = await flagWrites(s.customerId);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ lane: 'psp.stripe', payload: { provider: 'stripe', ref: 'cus_flags5', flags: ['in_collection_now'] } });
+
+    // The plan is broken before the first row runs: the first row already writes the newest set.
+    await history(ctx, { entity: 'claim', entityId: s.claimId!, status: 'arrangement', source: 'refagency' });
+    await history(ctx, { entity: 'claim', entityId: s.claimId!, status: 'in_collection', source: 'refagency' });
+    await scanStatusHistory(ctx);
+    rows = await flagWrites(s.customerId);
+    expect(rows).toHaveLength(2);
+    await writeBackToStripe(ctx, await claim(ctx, rows[0].id));
+    expect(fake.customers.get('cus_flags5')!.metadata).toEqual({ customer_id: 'CRM-5', [FLAGS_METADATA_KEY]: 'broken_arrangement_12m in_collection_now' });
+    await writeBackToStripe(ctx, await claim(ctx, rows[1].id));
+    const posts = fake.requests.filter((r) => r.method === 'POST' && r.path === '/v1/customers/cus_flags5');
+    expect(posts.map((r) => r.body)).toEqual([
+      { metadata: { [FLAGS_METADATA_KEY]: 'broken_arrangement_12m in_collection_now' } },
+      { metadata: { [FLAGS_METADATA_KEY]: 'broken_arrangement_12m in_collection_now' } },
+    ]);
+    expect((await ctx.db.query(`SELECT status FROM outbox WHERE id = ANY($1::bigint[])`, [rows.map((r) => r.id)])).rows).toEqual([{ status: 'done' }, { status: 'done' }]);
+    const log = (await ctx.db.query<{ summary: string; party: string }>(`SELECT party, summary FROM exchanges WHERE outbox_id = $1`, [rows[0].id])).rows;
+    expect(log).toEqual([{ party: 'stripe', summary: 'customer flags written: broken_arrangement_12m in_collection_now' }]);
+
+    // The debtor pays, the case ends; erasure then removes what the hub wrote (and nothing else).
+    await ctx.db.query(`UPDATE cases SET status = 'paid' WHERE id = $1`, [s.caseId]);
+    await ctx.db.query(`UPDATE claims SET status = 'paid' WHERE id = $1`, [s.claimId]);
+    await ctx.db.query(`UPDATE invoices SET status = 'paid' WHERE id = $1`, [s.invoiceId]);
+    await history(ctx, { entity: 'case', entityId: s.caseId!, status: 'paid', source: 'refagency' });
+    await scanStatusHistory(ctx);
+    const customer = (await ctx.db.query<CustomerRow>(`SELECT * FROM customers WHERE id = $1`, [s.customerId])).rows[0];
+    expect((await ctx.db.tx((sql) => eraseCustomer(sql, customer, new Date(), 'merchant'))).erased).toBe(true);
+    await scanStatusHistory(ctx); // the erasure's own history row
+    await scanStatusHistory(ctx);
+    rows = await flagWrites(s.customerId);
+    const erased = rows.filter((r) => r.idempotency_key === `writeback-erased-${s.customerId}`);
+    expect(erased).toHaveLength(1);
+    await writeBackToStripe(ctx, await claim(ctx, erased[0].id));
+    expect(fake.customers.get('cus_flags5')!.metadata).toEqual({ customer_id: 'CRM-5' });
+  });
+
+  it('a Stripe outage is retried; a customer Stripe no longer has is done with a note', async () => {
+    const { ctx } = h;
+    const s = await seedInvoice(ctx, { ref: 'in_flags6', inCase: true, customerRef: 'cus_flags6' });
+    await history(ctx, { entity: 'invoice', entityId: s.invoiceId, status: 'in_collection', source: 'refagency' });
+    await scanStatusHistory(ctx);
+    const [row] = await flagWrites(s.customerId);
+    fake.fail({ method: 'POST', path: '/v1/customers/cus_flags6', status: 500, error: { type: 'api_error', message: 'down' }, times: 1 });
+    await expect(writeBackToStripe(ctx, await claim(ctx, row.id))).rejects.toMatchObject({ retryable: true });
+    // Stripe is back, but the customer is gone there (404): nothing to write.
+    await ctx.db.query(`UPDATE outbox SET status = 'pending', locked_until = NULL WHERE id = $1`, [row.id]);
+    await writeBackToStripe(ctx, await claim(ctx, row.id));
+    expect((await ctx.db.query(`SELECT status, last_response FROM outbox WHERE id = $1`, [row.id])).rows[0]).toMatchObject({ status: 'done', last_response: { note: 'Stripe has no such customer any more: nothing to write' } });
+  });
+
+  it('the Stripe connector declares the capability', async () => {
+    const { PSP_CONNECTORS } = await import('../../connectors/registry');
+    expect(PSP_CONNECTORS.filter((c) => c.capabilities?.customerMetadata).map((c) => c.id)).toEqual(['stripe']);
   });
 });

@@ -42,6 +42,8 @@ type Ctx = NormalizeContext<StripeProviderConfig>;
 
 export const stripeConnector: PspConnector<StripeProviderConfig> = {
   id: STRIPE_PROVIDER,
+  // The debtor's flags in the customer's metadata (src/notify/stripe-writeback-stage.ts writeFlagsToStripe).
+  capabilities: { customerMetadata: true },
   configSchema: stripeProviderConfigSchema,
   verify: (req, config, now) => verifyStripeWebhook(req, config, now),
   normalize: (raw, ctx) => normalizeWithLookups(raw, ctx),
