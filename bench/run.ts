@@ -16,13 +16,16 @@ import { Cleanup } from './lib/cleanup';
 import { MemorySampler, childCpuMs, cpuMs, freePort, sleep, spawnChild, waitHttpReady, type Child, type MemoryPeak } from './lib/processes';
 import { OWNER, claimRedis, createDatabase, deadOwner, dropStaleDatabases, postgresReachable, redisReachable, type BenchDatabase, type BenchRedis } from './lib/services';
 import { MERCHANT_ID, ROOT, childEnv, prepareRuntime, simCounts, startStack, storedWebhooks, type HubStack, type Runtime, type StackContext } from './lib/stack';
+import { issueMerchantToken } from '../src/http/merchant-auth';
 import { cannon, latencySummary, makePool, paced, type LoadResult, type SignedEvent } from './lib/load';
 import { fmt, round } from './lib/stats';
 import { formatProfile, summarizeProfile } from './lib/profile';
+import { startSqlCount, type SqlCounts } from './lib/sql-counts';
+import { openEmbeddedDb, type Queryable } from './lib/embedded-db';
 
 // ---- options --------------------------------------------------------------------------------
 
-const PHASES = ['baseline', 'embedded', 'services', 'ack', 'e2e', 'drain'] as const;
+const PHASES = ['baseline', 'embedded', 'e2e-embedded', 'services', 'ack', 'e2e', 'drain'] as const;
 type Phase = (typeof PHASES)[number];
 const SERVICE_PHASES: Phase[] = ['services', 'ack', 'e2e', 'drain'];
 
@@ -31,14 +34,20 @@ const HELP = `Usage: npm run bench -- [flags]
 Measures, in one run, each phase in its own fresh processes (and, in services mode, its own
 fresh PostgreSQL database), and prints a table and one final line of JSON:
 
-  baseline   bare express 5 app (express.raw, answers 200): the ceiling          -> baseline_rps
-  embedded   hub role all, PGlite in a temp dir + in-process queue, max rate       -> ingest_rps_embedded
-  services   hub role api + 1 worker, PostgreSQL + Redis, max rate                 -> ingest_rps_services, ingest_ratio_services
-  ack        services mode at a fixed rate: autocannon overallRate                 -> ack_p50_ms, ack_p99_ms
-             (then the same rate open-loop in fresh processes, shown in the table)
-  e2e        services mode, paced sender: webhook sent -> case accepted by agency  -> e2e_p50_ms, e2e_p99_ms
-  drain      backlog ingested by role api alone, then N workers started            -> drain_eps
-  (all)      peak VmRSS of any one hub process, sampled every 200 ms               -> rss_mb_peak
+  baseline      bare express 5 app (express.raw, answers 200): the ceiling        -> baseline_rps
+  embedded      hub role all, PGlite in a temp dir + in-process queue, max rate   -> ingest_rps_embedded
+  e2e-embedded  the e2e phase below against that embedded hub, at its own rate    -> e2e_p50_ms_embedded, e2e_p99_ms_embedded
+  services      hub role api + 1 worker, PostgreSQL + Redis, max rate             -> ingest_rps_services, ingest_ratio_services
+  ack           services mode at a fixed rate: autocannon overallRate             -> ack_p50_ms, ack_p99_ms
+                (then the same rate open-loop in fresh processes, shown in the table)
+  e2e           services mode, paced sender: webhook sent -> case accepted by agency
+                                                                                  -> e2e_p50_ms, e2e_p99_ms
+  drain         backlog ingested by role api alone, then N workers started        -> drain_eps
+                and, while they drain it, SQL statements per event                -> statements_per_event
+                (pg_stat_statements; null when the server has not loaded it)
+                and commits per event (pg_stat_database)                          -> commits_per_event
+  (all)         peak VmRSS of any one hub process, sampled every 200 ms           -> rss_mb_peak
+                (and of the embedded-mode hub processes alone)                    -> rss_mb_peak_embedded
 
 Flags (defaults in brackets; the issue's full run: --duration 30 --e2e-seconds 60 --backlog 20000):
   --duration <s>          measured seconds of each throughput / fixed-rate run [10]
@@ -47,8 +56,10 @@ Flags (defaults in brackets; the issue's full run: --duration 30 --e2e-seconds 6
   --pipelining <n>        autocannon pipelining for the max-rate runs [1]
   --ack-rate <rps>        the fixed request rate of the ack phase [500]
   --ack-connections <n>   autocannon connections of the ack phase (overallRate is split over them) [10]
-  --e2e-rate <ev/s>       events per second of the e2e phase [200]
-  --e2e-seconds <s>       how long the e2e phase sends [10]
+  --e2e-rate <ev/s>       events per second of the e2e phase (services mode) [200]
+  --e2e-embedded-rate <ev/s>
+                          events per second of the e2e-embedded phase (role all, PGlite) [50; 10 with --smoke]
+  --e2e-seconds <s>       how long each e2e phase sends [10]
   --backlog <n>           events in the drain phase's backlog [2000]
   --drain-workers <n>     worker processes started on the backlog [2]
   --pool-rps <rps>        signed bodies per second of a max-rate run [3 x the warm-up's rate, at most baseline x 1.1 or 8000]
@@ -62,6 +73,8 @@ Flags (defaults in brackets; the issue's full run: --duration 30 --e2e-seconds 6
 
 Needs PostgreSQL (BENCH_PG_ADMIN_URL / TEST_PG_ADMIN_URL, default postgres://postgres@127.0.0.1:5432/postgres)
 and Redis (BENCH_REDIS_URL / TEST_REDIS_URL, default redis://127.0.0.1:6379) for the services phases.
+statements_per_event needs pg_stat_statements in that server's shared_preload_libraries and a
+superuser (the bench creates the extension in its own database and resets only that database's entries).
 Progress goes to stderr; the table and the JSON line to stdout.`;
 
 interface Options {
@@ -72,6 +85,7 @@ interface Options {
   ackRate: number;
   ackConnections: number;
   e2eRate: number;
+  e2eEmbeddedRate: number;
   e2eSeconds: number;
   backlog: number;
   drainWorkers: number;
@@ -99,6 +113,7 @@ function parseOptions(argv: string[]): Options | null {
       'ack-rate': { type: 'string' },
       'ack-connections': { type: 'string' },
       'e2e-rate': { type: 'string' },
+      'e2e-embedded-rate': { type: 'string' },
       'e2e-seconds': { type: 'string' },
       backlog: { type: 'string' },
       'drain-workers': { type: 'string' },
@@ -142,6 +157,7 @@ function parseOptions(argv: string[]): Options | null {
     ackRate: num('ack-rate', smoke ? 100 : 500, { min: 1, max: 20_000 }),
     ackConnections: num('ack-connections', smoke ? 4 : 10, { min: 1, max: 1000, int: true }),
     e2eRate: num('e2e-rate', smoke ? 20 : 200, { min: 1, max: 5000 }),
+    e2eEmbeddedRate: num('e2e-embedded-rate', smoke ? 10 : 50, { min: 1, max: 5000 }),
     e2eSeconds: num('e2e-seconds', smoke ? 2 : 10, { min: 0.5, max: maxS }),
     backlog: num('backlog', smoke ? 60 : 2000, { min: 1, max: 200_000, int: true }),
     drainWorkers: num('drain-workers', 2, { min: 1, max: 16, int: true }),
@@ -169,24 +185,8 @@ interface Results {
     cannonLat: ReturnType<typeof latencySummary>;
     paced: { sent: number; ok: number; lat: ReturnType<typeof latencySummary>; late: number; elapsedS: number };
   };
-  e2e?: {
-    rate: number;
-    sent: number;
-    ok: number;
-    atAgency: number;
-    missing: number;
-    sendLate: number;
-    ackLat: ReturnType<typeof latencySummary>;
-    /** send → simulator case createdAt (the JSON figure). */
-    lat: ReturnType<typeof latencySummary>;
-    /** Hub-side, from its database: received_at → processed_at → case created_at → submitted_at. */
-    stages: { name: string; lat: ReturnType<typeof latencySummary> }[];
-    /** From the first send until every case is at the agency: the whole pipeline's cost. */
-    cpu: CpuUse;
-    tables: TableStat[];
-    /** Events stored in the phase, warm-up included (what the table counters cover). */
-    events: number;
-  };
+  e2e?: E2eResult;
+  e2eEmbedded?: E2eResult;
   drain?: {
     backlog: number;
     workers: number;
@@ -200,7 +200,34 @@ interface Results {
     /** From worker spawn (start-up included) until settled. */
     cpu: CpuUse;
     tables: TableStat[];
+    /** Statements and commits from worker spawn until the hub processes had stopped. */
+    sql: SqlCounts;
+    /** Seconds from the end of the backlog's ingest to the start of the SQL counts (0: not waited for, a smoke run). */
+    statsAfterS: number;
   };
+}
+
+interface E2eResult {
+  mode: 'embedded' | 'services';
+  rate: number;
+  sent: number;
+  ok: number;
+  atAgency: number;
+  missing: number;
+  sendLate: number;
+  ackLat: ReturnType<typeof latencySummary>;
+  /** send → simulator case createdAt (the JSON figure). */
+  lat: ReturnType<typeof latencySummary>;
+  /** Hub-side, from its database: received_at → processed_at → case created_at → submitted_at (empty when it could not be read). */
+  stages: { name: string; lat: ReturnType<typeof latencySummary> }[];
+  /** From the first send until every case is at the agency: the whole pipeline's cost. */
+  cpu: CpuUse;
+  /** PostgreSQL's table counters (services mode only). */
+  tables?: TableStat[];
+  /** Events stored in the phase, warm-up included (what the table counters cover). */
+  events: number;
+  /** Why the hub's database view is missing, if it is. */
+  stagesNote?: string;
 }
 
 interface IngestResult {
@@ -271,7 +298,7 @@ async function main(): Promise<number> {
       if (pg || redis) {
         throw new Error(
           `the services phases need PostgreSQL and Redis: ${[pg && `PostgreSQL: ${pg}`, redis && `Redis: ${redis}`].filter(Boolean).join('; ')} ` +
-            `(run --only baseline,embedded without them)`,
+            `(run --only baseline,embedded,e2e-embedded without them)`,
         );
       }
     }
@@ -303,8 +330,11 @@ async function main(): Promise<number> {
         case 'ack':
           results.ack = await runAck(ctx, o, guard, redis!);
           break;
+        case 'e2e-embedded':
+          results.e2eEmbedded = await runE2e(ctx, o, guard, 'embedded');
+          break;
         case 'e2e':
-          results.e2e = await runE2e(ctx, o, guard, redis!);
+          results.e2e = await runE2e(ctx, o, guard, 'services', redis!);
           break;
         case 'drain':
           results.drain = await runDrain(ctx, o, guard, redis!);
@@ -379,8 +409,11 @@ interface CpuUse {
   postgresMs: number | null;
 }
 
-async function pgBackends(db: BenchDatabase): Promise<number[]> {
-  const rows = await db.query<{ pid: number }>(`SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`);
+/** Backends on the phase's database but the bench's reader (`clients`: connections only, no autovacuum). */
+async function pgBackends(db: BenchDatabase, clients = false): Promise<number[]> {
+  const rows = await db.query<{ pid: number }>(
+    `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()${clients ? ` AND backend_type = 'client backend'` : ''}`,
+  );
   return rows.map((r) => Number(r.pid));
 }
 
@@ -442,13 +475,42 @@ function describeTables(stats: TableStat[] | undefined, events: number): string 
   return `per event — ${xact ? `${per(xact.inserts)} commits, ` : ''}${per(total)} rows written (${writes.join(', ')}); sequential scans: ${scans.join(', ') || 'none'}`;
 }
 
+/** The drain's statements and commits per event, for the details table's "measured" column. */
+function describeSqlValue(sql: SqlCounts, events: number): string {
+  const per = (x: number) => (x / events).toLocaleString('en-US', { maximumSignificantDigits: 3 });
+  return `${sql.statements === null ? '— statements' : `${per(sql.statements)} statements`}, ${per(sql.commits)} commits`;
+}
+
+function describeSql(sql: SqlCounts, events: number, statsAfterS: number): string {
+  const per = (x: number) => (x / events).toLocaleString('en-US', { maximumSignificantDigits: 3 });
+  const window = 'from worker spawn until the hub processes had exited';
+  const parts: string[] = [];
+  if (sql.statements === null) parts.push(`statements not measured: ${sql.why}`);
+  else {
+    parts.push(
+      `${sql.statements.toLocaleString('en-US')} statements ${window} (pg_stat_statements calls in the phase's database, the bench's own queries left out; ` +
+        (sql.trackUtility === false
+          ? '**BEGIN/COMMIT not counted: pg_stat_statements.track_utility is off**)'
+          : `BEGIN ${per(sql.begins)}, COMMIT ${per(sql.commitStatements)}${sql.rollbackStatements ? `, ROLLBACK ${per(sql.rollbackStatements)}` : ''} per event included)`),
+    );
+    if (sql.evicted > 0) parts.push(`**${sql.evicted} pg_stat_statements entries were evicted: a lower bound** (raise pg_stat_statements.max)`);
+    if (sql.top.length) parts.push(`most called: ${sql.top.map((t) => `\`${t.query.replace(/\|/g, '\\|').replace(/`/g, "'")}\` ${per(t.calls)}`).join(', ')}`);
+  }
+  parts.push(
+    `${sql.commits.toLocaleString('en-US')} commits and ${sql.rollbacks.toLocaleString('en-US')} rollbacks in the same window (pg_stat_database, the bench's own transactions left out` +
+      `${statsAfterS ? `; opened ${statsAfterS.toFixed(1)} s after the backlog's ingest ended, so that its counters were in` : '; not waited for the ingest’s counters (smoke run): approximate'}` +
+      `${sql.commitsExact ? '' : '; the bench could not force out its own counters (PostgreSQL < 15): approximate'})`,
+  );
+  return parts.join('; ');
+}
+
 function describeCpu(cpu: CpuUse | undefined, events: number): string {
   if (!cpu || !events) return '';
   const per = (ms: number) => `${(ms / events).toFixed(2)} ms`;
   const parts = cpu.byProcess.map((p) => `${p.label.split('/').pop()} ${(p.ms / 1000).toFixed(1)} s (${per(p.ms)}/event)`);
   if (cpu.postgresMs !== null) parts.push(`PostgreSQL backends ${(cpu.postgresMs / 1000).toFixed(1)} s (${per(cpu.postgresMs)}/event)`);
   const total = cpu.byProcess.reduce((s, p) => s + p.ms, 0) + (cpu.postgresMs ?? 0);
-  return `CPU in ${cpu.wallS.toFixed(1)} s: ${parts.join(', ')}; together ${per(total)}/event (Redis not counted)`;
+  return `CPU in ${cpu.wallS.toFixed(1)} s: ${parts.join(', ')}; together ${per(total)}/event${cpu.postgresMs !== null ? ' (Redis not counted)' : ''}`;
 }
 
 // ---- phases ---------------------------------------------------------------------------------
@@ -559,6 +621,22 @@ async function runIngest(ctx: StackContext, o: Options, guard: Guard, mode: 'emb
   return withServicesStack(ctx, 'services', redis!, [{ role: 'api', label: 'api' }, { role: 'worker', label: 'worker' }], measure);
 }
 
+/** Sleep, cut short by an interrupt. */
+async function sleepGuarded(ms: number, guard: Guard): Promise<void> {
+  const until = Date.now() + ms;
+  while (!guard.isAborted() && Date.now() < until) await sleep(Math.min(250, until - Date.now()));
+}
+
+/**
+ * Wait (bounded) until no backend but the bench's reader is connected to the database, and a
+ * moment more: a backend leaves pg_stat_activity just before it publishes its counters.
+ */
+async function backendsGone(db: BenchDatabase, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while ((await pgBackends(db, true)).length && Date.now() < until) await sleep(50);
+  await sleep(200);
+}
+
 function emptyLoad(): LoadResult {
   return { ok: 0, failed: 0, statuses: {}, elapsedS: 0, rps: 0, latenciesMs: [], used: 0, poolExhausted: false };
 }
@@ -571,21 +649,67 @@ async function outboxOpen(db: BenchDatabase): Promise<{ open: number; dead: numb
   return { open: Number(r[0].open), dead: Number(r[0].dead) };
 }
 
+/** What the bench asks of the hub's state while it runs: from its database, or over HTTP. */
+interface HubProbe {
+  /** Agency updates the hub has stored. */
+  updatesStored(): Promise<number>;
+  /** Outbox rows still to run (pending or in flight). */
+  outboxOpen(): Promise<number>;
+  /** Diagnostics for a phase that did not settle. */
+  report(): Promise<string>;
+}
+
+/** Services mode: the bench reads the hub's PostgreSQL database. */
+function dbProbe(db: BenchDatabase): HubProbe {
+  return {
+    updatesStored: async () => Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM partner_updates`))[0].n),
+    outboxOpen: async () => (await outboxOpen(db)).open,
+    report: () => outboxReport(db),
+  };
+}
+
+/**
+ * Embedded mode: PGlite lives inside the hub process, so the bench asks the hub itself — its
+ * /metrics (pushed updates stored) and the merchant API's `GET /v1/deliveries?scope=all` ("is
+ * anything still owed for me?"), with a merchant token signed by the bench. Asked only once the
+ * agency holds every case, like the database in services mode.
+ */
+function httpProbe(stack: HubStack): HubProbe {
+  const token = issueMerchantToken({ hubId: 'collection-hub', secret: stack.secrets.merchantToken, merchantId: MERCHANT_ID, ttlSeconds: 3600 });
+  const rows = async (status: string): Promise<number> => {
+    const r = await fetch(`${stack.hubUrl}/v1/deliveries?status=${status}&scope=all&limit=500`, { headers: { authorization: `Bearer ${token}` } });
+    if (!r.ok) throw new Error(`GET /v1/deliveries?status=${status}: HTTP ${r.status} ${(await r.text()).slice(0, 200)}`);
+    return ((await r.json()) as { data: unknown[] }).data.length;
+  };
+  return {
+    async updatesStored() {
+      const text = await (await fetch(`${stack.hubUrl}/metrics`)).text();
+      let n = 0;
+      for (const m of text.matchAll(/^hub_partner_updates_total\{([^}]*)\}\s+(\d+(?:\.\d+)?)/gm)) {
+        if (/via="push"/.test(m[1]) && /outcome="stored"/.test(m[1])) n += Number(m[2]);
+      }
+      return n;
+    },
+    async outboxOpen() {
+      return (await rows('pending')) + (await rows('in_flight'));
+    },
+    async report() {
+      return `${await rows('pending')} pending and ${await rows('in_flight')} in-flight outbox rows (at most 500 each counted)`;
+    },
+  };
+}
+
 /**
  * Wait (bounded) until the simulator holds `cases` cases, every update it made has been stored
  * by the hub, and no outbox row is left to run.
  */
-async function waitSettled(stack: HubStack, db: BenchDatabase, cases: number, timeoutMs: number, guard: Guard, everyMs = 200): Promise<{ done: boolean; at: number }> {
+async function waitSettled(stack: HubStack, probe: HubProbe, cases: number, timeoutMs: number, guard: Guard, everyMs = 200): Promise<{ done: boolean; at: number }> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const sim = await simCounts(stack.simUrl);
-    if (sim.cases >= cases) {
-      const [{ n }] = await db.query<{ n: string }>(`SELECT count(*) AS n FROM partner_updates`);
-      const ob = await outboxOpen(db);
-      if (Number(n) >= sim.updates && ob.open === 0) return { done: true, at: Date.now() };
-    }
+    if (sim.cases >= cases && (await probe.updatesStored()) >= sim.updates && (await probe.outboxOpen()) === 0) return { done: true, at: Date.now() };
     if (Date.now() > until || guard.isAborted()) {
-      if (!guard.isAborted()) log(`not settled after ${Math.round(timeoutMs / 1000)} s: ${await outboxReport(db)}; agency holds ${(await simCounts(stack.simUrl)).cases} of ${cases} cases`);
+      if (!guard.isAborted()) log(`not settled after ${Math.round(timeoutMs / 1000)} s: ${await probe.report()}; agency holds ${(await simCounts(stack.simUrl)).cases} of ${cases} cases`);
       return { done: false, at: Date.now() };
     }
     await sleep(everyMs);
@@ -612,7 +736,7 @@ async function runAck(ctx: StackContext, o: Options, guard: Guard, redis: BenchR
     const url = `${stack.hubUrl}/v1/webhooks/stripe/${MERCHANT_ID}`;
     if (warmN) {
       const w = await paced({ url, pool: pool.slice(0, warmN), rate, seconds: warmN / rate, isAborted: guard.isAborted });
-      await waitSettled(stack, db, w.ok, settleMs(o) / 2, guard);
+      await waitSettled(stack, dbProbe(db), w.ok, settleMs(o) / 2, guard);
     }
     return { url, pool: pool.slice(warmN) };
   };
@@ -649,10 +773,16 @@ interface SimCaseView {
   claims: { reference: string; number?: string }[];
 }
 
-async function runE2e(ctx: StackContext, o: Options, guard: Guard, redis: BenchRedis): Promise<Results['e2e']> {
-  return withServicesStack(ctx, 'e2e', redis, [{ role: 'api', label: 'api' }, { role: 'worker', label: 'worker' }], async (stack, db) => {
-    const rate = o.e2eRate;
-    const tag = `e${randomBytes(3).toString('hex')}`;
+/**
+ * Webhooks sent open-loop at a fixed rate, each followed to its case at the agency simulator.
+ * Services mode: role api + one worker on PostgreSQL + Redis; embedded mode: role all on PGlite.
+ */
+async function runE2e(ctx: StackContext, o: Options, guard: Guard, mode: 'embedded' | 'services', redis?: BenchRedis): Promise<E2eResult> {
+  const phase = mode === 'services' ? 'e2e' : 'e2e-embedded';
+  const rate = mode === 'services' ? o.e2eRate : o.e2eEmbeddedRate;
+  const measure = async (stack: HubStack, db?: BenchDatabase): Promise<E2eResult> => {
+    const probe = db ? dbProbe(db) : httpProbe(stack);
+    const tag = `${mode === 'services' ? 'e' : 'm'}${randomBytes(3).toString('hex')}`;
     const url = `${stack.hubUrl}/v1/webhooks/stripe/${MERCHANT_ID}`;
     const warmN = o.warmup ? Math.min(Math.ceil(rate * o.warmup), 100) : 0;
     const warmS = warmN / rate;
@@ -662,16 +792,16 @@ async function runE2e(ctx: StackContext, o: Options, guard: Guard, redis: BenchR
     let warmOk = 0;
     if (warmN) {
       warmOk = (await paced({ url, pool: warmPool, rate, seconds: warmS, isAborted: guard.isAborted })).ok;
-      await waitSettled(stack, db, warmOk, settleMs(o), guard);
+      await waitSettled(stack, probe, warmOk, settleMs(o), guard);
     }
     const from = Date.now();
     const cpuDone = await startCpu(() => stack.children, db);
     const p = await paced({ url, pool, rate, seconds: o.e2eSeconds, isAborted: guard.isAborted });
-    requireOk('e2e', p);
-    const settled = await waitSettled(stack, db, warmOk + p.ok, settleMs(o) + o.e2eSeconds * 1000, guard);
+    requireOk(phase, p);
+    const settled = await waitSettled(stack, probe, warmOk + p.ok, settleMs(o) + o.e2eSeconds * 1000, guard);
     const cpu = await cpuDone();
-    ctx.windows?.set('e2e', { from, to: settled.at });
-    if (!settled.done) log('e2e: not every case reached the agency within the wait; the missing ones count as their wait so far');
+    ctx.windows?.set(phase, { from, to: settled.at });
+    if (!settled.done) log(`${phase}: not every case reached the agency within the wait; the missing ones count as their wait so far`);
 
     // Each case's claim carries the Stripe invoice number, which names the event it came from.
     const { cases } = (await (await fetch(`${stack.simUrl}/_sim/cases`)).json()) as { cases: SimCaseView[] };
@@ -687,30 +817,60 @@ async function runE2e(ctx: StackContext, o: Options, guard: Guard, redis: BenchR
         lat.push(settled.at - p.sentAt[i]);
       } else lat.push(at - p.sentAt[i]);
     }
-    // The hub's own view of the same events, stage by stage, from its database.
-    const rows = await db.query<{ received: Date; processed: Date | null; opened: Date | null; submitted: Date | null }>(
-      `SELECT e.received_at AS received, e.processed_at AS processed, c.created_at AS opened, c.submitted_at AS submitted
-         FROM inbound_events e
-         JOIN invoices i ON i.merchant_id = e.merchant_id AND i.provider = e.provider AND i.provider_ref = e.payload #>> '{data,object,id}'
-         LEFT JOIN cases c ON c.id = i.case_id
-        WHERE i.number LIKE $1`,
-      [`BENCH-${tag}-%`],
-    );
-    const gap = (a: Date | null, b: Date | null) => (a && b ? new Date(b).getTime() - new Date(a).getTime() : NaN);
-    const stages = [
-      { name: 'received → event processed (process_event)', lat: latencySummary(rows.map((r) => gap(r.received, r.processed))) },
-      { name: 'event processed → case opened (handover_check)', lat: latencySummary(rows.map((r) => gap(r.processed, r.opened))) },
-      { name: 'case opened → accepted by agency (agency.create_case)', lat: latencySummary(rows.map((r) => gap(r.opened, r.submitted))) },
-      { name: 'received → submitted (hub clock, whole pipeline)', lat: latencySummary(rows.map((r) => gap(r.received, r.submitted))) },
-    ];
-    const tables = await pgTableStats(db);
     const summary = latencySummary(lat);
-    log(`e2e @${rate}/s: p50 ${fmt(summary.p50)} ms p99 ${fmt(summary.p99)} ms, ${missing} missing`);
+    log(`${phase} @${rate}/s: p50 ${fmt(summary.p50)} ms p99 ${fmt(summary.p99)} ms, ${missing} missing`);
+
+    // The hub's own view of the same events, stage by stage, from its database: PostgreSQL as it
+    // runs, or the embedded hub's PGlite directory once the hub has stopped (one process at a time).
+    let stages: E2eResult['stages'] = [];
+    let stagesNote: string | undefined;
+    let hubDb: (Queryable & { close?: () => Promise<void> }) | undefined = db;
+    try {
+      if (!hubDb) {
+        await stack.stopHubs();
+        hubDb = await openEmbeddedDb(stack.dataDir);
+      }
+      stages = await e2eStages(hubDb, tag);
+    } catch (err) {
+      stagesNote = `the hub's database could not be read: ${(err as Error).message.split('\n')[0]}`;
+      log(`${phase}: ${stagesNote}`);
+    } finally {
+      await hubDb?.close?.().catch(() => undefined);
+    }
+    const tables = db ? await pgTableStats(db) : undefined;
     return {
-      rate, sent: p.sent, ok: p.ok, atAgency: lat.length - missing, missing, sendLate: p.late,
-      ackLat: latencySummary(p.latencyMs), lat: summary, stages, cpu, tables, events: warmOk + p.ok,
+      mode, rate, sent: p.sent, ok: p.ok, atAgency: lat.length - missing, missing, sendLate: p.late,
+      ackLat: latencySummary(p.latencyMs), lat: summary, stages, stagesNote, cpu, tables, events: warmOk + p.ok,
     };
-  });
+  };
+  if (mode === 'embedded') {
+    const stack = await startStack(ctx, phase, [{ role: 'all', label: 'hub' }]);
+    try {
+      return await measure(stack);
+    } finally {
+      await stack.stop();
+    }
+  }
+  return withServicesStack(ctx, phase, redis!, [{ role: 'api', label: 'api' }, { role: 'worker', label: 'worker' }], measure);
+}
+
+/** received_at → processed_at → case created_at → submitted_at of the phase's events, from the hub's database. */
+async function e2eStages(db: Queryable, tag: string): Promise<E2eResult['stages']> {
+  const rows = await db.query<{ received: Date; processed: Date | null; opened: Date | null; submitted: Date | null }>(
+    `SELECT e.received_at AS received, e.processed_at AS processed, c.created_at AS opened, c.submitted_at AS submitted
+       FROM inbound_events e
+       JOIN invoices i ON i.merchant_id = e.merchant_id AND i.provider = e.provider AND i.provider_ref = e.payload #>> '{data,object,id}'
+       LEFT JOIN cases c ON c.id = i.case_id
+      WHERE i.number LIKE $1`,
+    [`BENCH-${tag}-%`],
+  );
+  const gap = (a: Date | null, b: Date | null) => (a && b ? new Date(b).getTime() - new Date(a).getTime() : NaN);
+  return [
+    { name: 'received → event processed (process_event)', lat: latencySummary(rows.map((r) => gap(r.received, r.processed))) },
+    { name: 'event processed → case opened (handover_check)', lat: latencySummary(rows.map((r) => gap(r.processed, r.opened))) },
+    { name: 'case opened → accepted by agency (agency.create_case)', lat: latencySummary(rows.map((r) => gap(r.opened, r.submitted))) },
+    { name: 'received → submitted (hub clock, whole pipeline)', lat: latencySummary(rows.map((r) => gap(r.received, r.submitted))) },
+  ];
 }
 
 async function runDrain(ctx: StackContext, o: Options, guard: Guard, redis: BenchRedis): Promise<Results['drain']> {
@@ -719,16 +879,30 @@ async function runDrain(ctx: StackContext, o: Options, guard: Guard, redis: Benc
     const url = `${stack.hubUrl}/v1/webhooks/stripe/${MERCHANT_ID}`;
     // Bounded in count (the pool) and in time (well inside the signatures' 300 s).
     const ingest = await guarded(guard, { url, pool, connections: o.connections, pipelining: o.pipelining, durationS: 240 });
+    const ingestEnded = Date.now();
     requireOk('drain backlog', ingest);
     const [{ n }] = await db.query<{ n: string }>(`SELECT count(*) AS n FROM inbound_events`);
     const backlog = Number(n);
-    log(`drain: backlog of ${backlog} events stored in ${ingest.elapsedS.toFixed(1)} s; starting ${o.drainWorkers} worker(s)`);
+    // The api's backends may hold the ingest's counters for up to 10 s after they went idle
+    // (bench/lib/sql-counts.ts): the commit count starts once they must have published them.
+    const statsWaitMs = o.smoke ? 0 : Math.max(0, ingestEnded + 10_500 - Date.now());
+    log(`drain: backlog of ${backlog} events stored in ${ingest.elapsedS.toFixed(1)} s; ${statsWaitMs ? `starting ${o.drainWorkers} worker(s) in ${(statsWaitMs / 1000).toFixed(1)} s (database statistics settle)` : `starting ${o.drainWorkers} worker(s)`}`);
+    if (statsWaitMs) await sleepGuarded(statsWaitMs, guard);
+    const sqlDone = await startSqlCount(db);
+    const statsAfterS = o.smoke ? 0 : (Date.now() - ingestEnded) / 1000;
     const spawnedAt = Date.now();
     const cpuDone = await startCpu(() => stack.children, db);
     for (let k = 1; k <= o.drainWorkers; k++) await stack.startHub('worker', `worker-${k}`);
-    const settled = await waitSettled(stack, db, backlog, settleMs(o) + backlog * 50, guard, 100);
+    const settled = await waitSettled(stack, dbProbe(db), backlog, settleMs(o) + backlog * 50, guard, 100);
     const cpu = await cpuDone();
     ctx.windows?.set('drain', { from: spawnedAt, to: settled.at });
+    // The statement and commit counts close once the hub's processes have exited: an exiting
+    // backend publishes its counters at once, an idle one may keep them for 10 s.
+    await stack.stopHubs();
+    await backendsGone(db, 10_000);
+    const sql = await sqlDone();
+    if (sql.statements === null) log(`drain: statements_per_event not measured: ${sql.why}`);
+    else log(`drain: ${perEvent(sql.statements / backlog)} SQL statements and ${perEvent(sql.commits / backlog)} commits per event`);
     const [t] = await db.query<{ first: Date | null; last: Date | null }>(`SELECT min(done_at) AS first, max(done_at) AS last FROM outbox WHERE status = 'done'`);
     const first = t.first ? new Date(t.first).getTime() : spawnedAt;
     const last = t.last ? new Date(t.last).getTime() : settled.at;
@@ -743,19 +917,31 @@ async function runDrain(ctx: StackContext, o: Options, guard: Guard, redis: Benc
     log(`drain: ${fmt(epsDb)} events/s (first to last outbox completion), ${fmt(epsWall)} events/s from worker spawn`);
     return {
       backlog, workers: o.drainWorkers, ingest, epsDb, epsWall, firstDoneAfterSpawnS: (first - spawnedAt) / 1000,
-      seconds: (last - first) / 1000, outbox, completed: settled.done, cpu, tables,
+      seconds: (last - first) / 1000, outbox, completed: settled.done, cpu, tables, sql, statsAfterS,
     };
   });
 }
 
 // ---- output ---------------------------------------------------------------------------------
 
-const KEYS = ['baseline_rps', 'ingest_rps_embedded', 'ingest_rps_services', 'ingest_ratio_services', 'ack_p50_ms', 'ack_p99_ms', 'e2e_p50_ms', 'e2e_p99_ms', 'drain_eps', 'rss_mb_peak'] as const;
+const KEYS = [
+  'baseline_rps', 'ingest_rps_embedded', 'ingest_rps_services', 'ingest_ratio_services', 'ack_p50_ms', 'ack_p99_ms', 'e2e_p50_ms', 'e2e_p99_ms',
+  'e2e_p50_ms_embedded', 'e2e_p99_ms_embedded', 'drain_eps', 'statements_per_event', 'commits_per_event', 'rss_mb_peak', 'rss_mb_peak_embedded',
+] as const;
 type Summary = Record<(typeof KEYS)[number], number | null>;
+
+/** Hub processes of the embedded-mode phases (PGlite inside): labels are `<phase>/<name>`. */
+const isEmbeddedHub = (p: MemoryPeak) => p.kind === 'hub' && (p.label.startsWith('embedded/') || p.label.startsWith('e2e-embedded/'));
+
+/** Per-event counts keep 3 significant digits (a batched pipeline commits far less than once per event). */
+const perEvent = (x: number) => (Math.abs(x) >= 100 ? Math.round(x) : Number(x.toPrecision(3)));
 
 function keyFigures(r: Results, peaks: MemoryPeak[]): Summary {
   const num = (x: number | undefined) => (x === undefined || !Number.isFinite(x) ? null : round(x));
   const hubPeaks = peaks.filter((p) => p.kind === 'hub');
+  const embeddedPeaks = peaks.filter(isEmbeddedHub);
+  const sql = r.drain?.sql;
+  const events = r.drain?.backlog ?? 0;
   return {
     baseline_rps: num(r.baseline?.run.rps),
     ingest_rps_embedded: num(r.embedded?.run.rps),
@@ -765,23 +951,34 @@ function keyFigures(r: Results, peaks: MemoryPeak[]): Summary {
     ack_p99_ms: num(r.ack?.cannonLat.p99),
     e2e_p50_ms: num(r.e2e?.lat.p50),
     e2e_p99_ms: num(r.e2e?.lat.p99),
+    e2e_p50_ms_embedded: num(r.e2eEmbedded?.lat.p50),
+    e2e_p99_ms_embedded: num(r.e2eEmbedded?.lat.p99),
     drain_eps: num(r.drain?.epsDb),
+    statements_per_event: sql && sql.statements !== null && events ? perEvent(sql.statements / events) : null,
+    commits_per_event: sql && events ? perEvent(sql.commits / events) : null,
     rss_mb_peak: hubPeaks.length ? num(Math.max(...hubPeaks.map((p) => p.rssMb))) : null,
+    rss_mb_peak_embedded: embeddedPeaks.length ? num(Math.max(...embeddedPeaks.map((p) => p.rssMb))) : null,
   };
 }
 
+/** The targets of issue 14 (its "Targets" table). */
 const TARGETS: Partial<Record<keyof Summary, { op: '>=' | '<='; value: number }>> = {
+  ingest_rps_embedded: { op: '>=', value: 500 },
   ingest_ratio_services: { op: '>=', value: 0.5 },
   ack_p99_ms: { op: '<=', value: 25 },
   e2e_p99_ms: { op: '<=', value: 1000 },
+  e2e_p99_ms_embedded: { op: '<=', value: 2000 },
   drain_eps: { op: '>=', value: 1000 },
+  statements_per_event: { op: '<=', value: 5 },
   rss_mb_peak: { op: '<=', value: 300 },
+  rss_mb_peak_embedded: { op: '<=', value: 300 },
 };
 
-function verdict(key: keyof Summary, v: number | null): string {
+/** `whyNull`: why a figure of a phase that ran is missing. */
+function verdict(key: keyof Summary, v: number | null, whyNull?: string): string {
   const t = TARGETS[key];
   if (!t) return '';
-  if (v === null) return `${t.op} ${t.value} (not run)`;
+  if (v === null) return `${t.op} ${t.value.toLocaleString('en-US')} (${whyNull ? `not measured: ${whyNull}` : 'not run'})`;
   const ok = t.op === '>=' ? v >= t.value : v <= t.value;
   const miss = t.op === '>=' ? `${Math.round((1 - v / t.value) * 100)} % short` : `${(v / t.value).toFixed(1)}× the limit`;
   return `${t.op} ${t.value.toLocaleString('en-US')}: ${ok ? 'met' : `**missed** (${miss})`}`;
@@ -797,15 +994,18 @@ function renderReport(o: Options, r: Results, peaks: MemoryPeak[], s: Summary, r
       `node ${process.version}; hub ${runtime.note}; load average at start ${loadAtStart.map((x) => x.toFixed(2)).join(' / ')}.`,
   );
   L.push(`Flags: \`${o.argv.length ? o.argv.join(' ') : '(defaults)'}\` → duration ${o.duration} s, warm-up ${o.warmup} s, ${o.connections} connections, pipelining ${o.pipelining}, ` +
-    `ack ${o.ackRate}/s over ${o.ackConnections} connections, e2e ${o.e2eRate}/s for ${o.e2eSeconds} s, backlog ${o.backlog} with ${o.drainWorkers} workers.`);
+    `ack ${o.ackRate}/s over ${o.ackConnections} connections, e2e ${o.e2eRate}/s (services) and ${o.e2eEmbeddedRate}/s (embedded) for ${o.e2eSeconds} s, backlog ${o.backlog} with ${o.drainWorkers} workers.`);
   L.push('');
   L.push('| figure | value | target |');
   L.push('|---|---:|---|');
   const unit: Record<keyof Summary, string> = {
     baseline_rps: 'req/s', ingest_rps_embedded: 'webhooks/s', ingest_rps_services: 'webhooks/s', ingest_ratio_services: '', ack_p50_ms: 'ms', ack_p99_ms: 'ms',
-    e2e_p50_ms: 'ms', e2e_p99_ms: 'ms', drain_eps: 'events/s', rss_mb_peak: 'MB',
+    e2e_p50_ms: 'ms', e2e_p99_ms: 'ms', e2e_p50_ms_embedded: 'ms', e2e_p99_ms_embedded: 'ms', drain_eps: 'events/s',
+    statements_per_event: 'statements', commits_per_event: 'commits', rss_mb_peak: 'MB', rss_mb_peak_embedded: 'MB',
   };
-  for (const k of KEYS) L.push(`| \`${k}\` | ${s[k] === null ? '—' : `${fmt(s[k] as number)} ${unit[k]}`} | ${verdict(k, s[k])} |`);
+  const whyNull: Partial<Record<keyof Summary, string>> = { statements_per_event: r.drain?.sql.why };
+  const value = (k: keyof Summary, v: number) => (k === 'statements_per_event' || k === 'commits_per_event' ? v.toLocaleString('en-US', { maximumSignificantDigits: 3 }) : fmt(v));
+  for (const k of KEYS) L.push(`| \`${k}\` | ${s[k] === null ? '—' : `${value(k, s[k] as number)} ${unit[k]}`.trimEnd()} | ${verdict(k, s[k], whyNull[k])} |`);
   L.push('');
   L.push('Details:');
   L.push('');
@@ -826,17 +1026,21 @@ function renderReport(o: Options, r: Results, peaks: MemoryPeak[], s: Summary, r
     L.push(`| ack @ ${a.rate}/s, autocannon overallRate | p50 ${fmt(a.cannonLat.p50)} ms, p99 ${fmt(a.cannonLat.p99)} ms | ${load(a.cannon)} (${fmt(a.cannon.rps)} req/s); max ${fmt(a.cannonLat.max)} ms |`);
     L.push(`| ack @ ${a.rate}/s, paced open loop | p50 ${fmt(a.paced.lat.p50)} ms, p99 ${fmt(a.paced.lat.p99)} ms | ${a.paced.ok.toLocaleString('en-US')} of ${a.paced.sent.toLocaleString('en-US')} × 2xx in ${a.paced.elapsedS.toFixed(1)} s; max ${fmt(a.paced.lat.max)} ms${a.paced.late ? `; ${a.paced.late} sends > 5 ms late` : ''} |`);
   }
-  if (r.e2e) {
-    const e = r.e2e;
-    L.push(`| e2e @ ${e.rate}/s: sent → case at agency | p50 ${fmt(e.lat.p50)} ms, p99 ${fmt(e.lat.p99)} ms${e.missing ? ' (lower bounds)' : ''} | ${e.atAgency.toLocaleString('en-US')} of ${e.ok.toLocaleString('en-US')} acknowledged events became cases at the agency${e.missing ? ` (**${e.missing} had not arrived when the wait ended; counted with their wait so far**)` : ''}; max ${fmt(e.lat.max)} ms; ack p50 ${fmt(e.ackLat.p50)} ms, p99 ${fmt(e.ackLat.p99)} ms |`);
-    L.push(`| e2e: CPU | | ${describeCpu(e.cpu, e.ok)} |`);
-    L.push(`| e2e: PostgreSQL tables | | ${describeTables(e.tables, e.events)} |`);
-    for (const st of e.stages) L.push(`| e2e stage: ${st.name} | p50 ${fmt(st.lat.p50)} ms, p99 ${fmt(st.lat.p99)} ms | from the hub's database, ${st.lat.n} events |`);
+  for (const e of [r.e2eEmbedded, r.e2e]) {
+    if (!e) continue;
+    const name = e.mode === 'embedded' ? 'e2e embedded' : 'e2e';
+    const where = e.mode === 'embedded' ? ' (role all, PGlite)' : ' (api + worker, PostgreSQL + Redis)';
+    L.push(`| ${name} @ ${e.rate}/s: sent → case at agency${where} | p50 ${fmt(e.lat.p50)} ms, p99 ${fmt(e.lat.p99)} ms${e.missing ? ' (lower bounds)' : ''} | ${e.atAgency.toLocaleString('en-US')} of ${e.ok.toLocaleString('en-US')} acknowledged events became cases at the agency${e.missing ? ` (**${e.missing} had not arrived when the wait ended; counted with their wait so far**)` : ''}; max ${fmt(e.lat.max)} ms; ack p50 ${fmt(e.ackLat.p50)} ms, p99 ${fmt(e.ackLat.p99)} ms${e.sendLate ? `; ${e.sendLate} sends > 5 ms late` : ''} |`);
+    L.push(`| ${name}: CPU | | ${describeCpu(e.cpu, e.ok)} |`);
+    if (e.tables) L.push(`| ${name}: PostgreSQL tables | | ${describeTables(e.tables, e.events)} |`);
+    for (const st of e.stages) L.push(`| ${name} stage: ${st.name} | p50 ${fmt(st.lat.p50)} ms, p99 ${fmt(st.lat.p99)} ms | from the hub's database${e.mode === 'embedded' ? ' (read after the hub stopped)' : ''}, ${st.lat.n} events |`);
+    if (e.stagesNote) L.push(`| ${name} stages | | ${e.stagesNote} |`);
   }
   if (r.drain) {
     const d = r.drain;
     const ob = Object.entries(d.outbox).map(([k, v]) => `${k} ${v}`).join(', ');
     L.push(`| drain: ${d.backlog.toLocaleString('en-US')} events, ${d.workers} workers | ${fmt(d.epsDb)} events/s | ${d.seconds.toFixed(1)} s from the first to the last outbox completion; ${fmt(d.epsWall)} events/s counting worker start-up (first completion ${d.firstDoneAfterSpawnS.toFixed(1)} s after spawn); backlog ingested at ${fmt(d.ingest.rps)}/s (api alone)${d.completed ? '' : '; **did not finish**'}; outbox: ${ob}; ${describeCpu(d.cpu, d.backlog)} |`);
+    L.push(`| drain: SQL per event | ${describeSqlValue(d.sql, d.backlog)} | ${describeSql(d.sql, d.backlog, d.statsAfterS)} |`);
     L.push(`| drain: PostgreSQL tables | | ${describeTables(d.tables, d.backlog)} (ingest included) |`);
   }
   L.push('');
@@ -850,7 +1054,7 @@ function renderReport(o: Options, r: Results, peaks: MemoryPeak[], s: Summary, r
     return xs.length ? `${fmt(Math.max(...xs))} MB` : '—';
   };
   L.push('');
-  L.push(`Largest hub process: embedded mode (PGlite inside) ${hubMax((p) => p.label.startsWith('embedded/'))}; services mode (api/worker) ${hubMax((p) => !p.label.startsWith('embedded/'))}.`);
+  L.push(`Largest hub process: embedded mode (PGlite inside) ${hubMax(isEmbeddedHub)}; services mode (api/worker) ${hubMax((p) => !isEmbeddedHub(p))}.`);
   return L.join('\n');
 }
 

@@ -88,6 +88,11 @@ export interface BenchDatabase {
   url: string;
   /** A client on the database for the bench's own read-only checks. */
   query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
+  /**
+   * Statements sent by query() so far (each one its own transaction, autocommit), so that
+   * counts taken from the server's statistics can leave the bench's own out.
+   */
+  readonly queries: number;
   drop(): Promise<void>;
 }
 
@@ -115,6 +120,7 @@ export async function createDatabase(cleanup: Cleanup): Promise<BenchDatabase> {
     }
   };
   const drop = cleanup.add(`drop database ${name}`, dropNow);
+  let queries = 0;
   return {
     name,
     url,
@@ -124,7 +130,11 @@ export async function createDatabase(cleanup: Cleanup): Promise<BenchDatabase> {
         reader.on('error', () => undefined);
         await reader.connect();
       }
+      queries++;
       return (await reader.query(text, params as unknown[])).rows as T[];
+    },
+    get queries() {
+      return queries;
     },
     drop,
   };

@@ -9,6 +9,8 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { issueMerchantToken } from '../../src/http/merchant-auth';
+import { initialiseInChild } from '../../src/store/pglite-init';
 import type { Cleanup } from './cleanup';
 import { freePort, spawnChild, waitHttpReady, type Child, type MemorySampler } from './processes';
 
@@ -138,7 +140,55 @@ export interface StackContext {
   profiles?: { file: string; phase: string; child: Child }[];
   /** The measured window of each phase, epoch ms (profiles are summarized over it). */
   windows?: Map<string, { from: number; to: number }>;
+  /** An initialised, empty PGlite data directory, made once per run (see embeddedTemplate). */
+  pgliteTemplate?: Promise<string>;
   log?: (line: string) => void;
+}
+
+/**
+ * Copy a directory tree and fsync every file and directory of the copy, as the hub's own
+ * initialisation leaves its new data directory: no dirty pages of the copy are left for the
+ * kernel (or a checkpoint) to write out during the measured run.
+ */
+function copyToDisk(from: string, to: string): void {
+  fs.cpSync(from, to, { recursive: true });
+  const sync = (p: string) => {
+    const fd = fs.openSync(p, 'r');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  };
+  const walk = (dir: string) => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(p);
+      else if (entry.isFile()) sync(p);
+    }
+    sync(dir);
+  };
+  walk(to);
+  sync(path.dirname(to));
+}
+
+/**
+ * An initialised PGlite data directory for the embedded-mode phases to start from, made once per
+ * run by the hub's own code (src/store/pglite-init.ts: initdb in a short-lived child process).
+ * Each embedded phase starts from a copy instead of running initdb again, which takes seconds on an
+ * idle machine and half a minute on a busy one; the hub opens a copy (flushed to disk like a
+ * directory it initialised itself) exactly as it opens its own: the child's initdb is never in
+ * the hub's RSS either way.
+ */
+function embeddedTemplate(ctx: StackContext): Promise<string> {
+  ctx.pgliteTemplate ??= (async () => {
+    const dir = path.join(path.dirname(ctx.logDir), 'pglite-template');
+    const t = Date.now();
+    await initialiseInChild(dir);
+    ctx.log?.(`initialised a PGlite data directory for the embedded phases in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+    return dir;
+  })();
+  return ctx.pgliteTemplate;
 }
 
 export interface HubStack {
@@ -146,11 +196,15 @@ export interface HubStack {
   hubUrl: string;
   simUrl: string;
   configFile: string;
+  /** The hub's `hub.dataDir` (embedded mode keeps its PGlite database under it). */
+  dataDir: string;
   secrets: StackSecrets;
   env: NodeJS.ProcessEnv;
   children: Child[];
   /** Start one more hub process (e.g. a worker) with this stack's config. */
   startHub(role: 'all' | 'api' | 'worker', label: string): Promise<Child>;
+  /** Stop the hub processes gracefully (memory sampled first); the simulator and the files stay. */
+  stopHubs(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -168,7 +222,10 @@ export async function startStack(
   const [hubPort, simPort] = [await freePort(), await freePort()];
   const secrets = newSecrets();
   const configFile = path.join(dir, 'hub.yaml');
-  fs.writeFileSync(configFile, configYaml({ hubPort, simPort, dataDir: path.join(dir, 'data'), secrets }));
+  const dataDir = path.join(dir, 'data');
+  fs.writeFileSync(configFile, configYaml({ hubPort, simPort, dataDir, secrets }));
+  // Embedded: src/hub.ts keeps PGlite in <dataDir>/pglite (were that to move, the hub would run initdb itself, only slower).
+  if (!services) copyToDisk(await embeddedTemplate(ctx), path.join(dataDir, 'pglite'));
   const hubUrl = `http://127.0.0.1:${hubPort}`;
   const simUrl = `http://127.0.0.1:${simPort}`;
   const children: Child[] = [];
@@ -216,24 +273,32 @@ export async function startStack(
     children.push(child);
     ctx.memory.track(child);
     if (ctx.profileDir) ctx.profiles?.push({ file: path.join(ctx.profileDir, profileName), phase, child });
-    if (role !== 'worker') await waitHttpReady(child, `${hubUrl}/healthz`);
+    if (role !== 'worker') {
+      await waitHttpReady(child, `${hubUrl}/healthz`);
+      await assertOurHub(child, hubUrl, secrets);
+    }
     return child;
   };
 
+  const stopHubs = async () => {
+    ctx.memory.sample();
+    await Promise.all(children.filter((c) => c !== sim).map((c) => c.stop(15_000)));
+  };
   const stack: HubStack = {
     phase,
     hubUrl,
     simUrl,
     configFile,
+    dataDir,
     secrets,
     env,
     children,
     startHub,
+    stopHubs,
     async stop() {
       const t = Date.now();
-      ctx.memory.sample();
       // The hub processes first, gracefully (workers finish what they run), then the simulator.
-      await Promise.all(children.filter((c) => c !== sim).map((c) => c.stop(15_000)));
+      await stopHubs();
       await sim.stop(5000);
       fs.rmSync(dir, { recursive: true, force: true });
       ctx.log?.(`${phase}: processes stopped in ${((Date.now() - t) / 1000).toFixed(1)} s`);
@@ -252,6 +317,23 @@ export async function startStack(
     throw err;
   }
   return stack;
+}
+
+/**
+ * The port came from freePort() and was free for a moment only: on a machine shared with other
+ * suites and bench runs, another hub may have taken it before ours listened (ours then exits),
+ * and would answer /healthz as well — and then refuse our webhooks. A merchant call signed with
+ * this stack's secret is answered 200 only by our hub.
+ */
+async function assertOurHub(child: Child, hubUrl: string, secrets: StackSecrets): Promise<void> {
+  const token = issueMerchantToken({ hubId: 'collection-hub', secret: secrets.merchantToken, merchantId: MERCHANT_ID, ttlSeconds: 300 });
+  const r = await fetch(`${hubUrl}/v1/me`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(10_000) });
+  await r.arrayBuffer();
+  if (r.ok && !child.hasExited()) return;
+  throw new Error(
+    `${child.label}: the server answering on ${hubUrl} is not this hub (GET /v1/me: HTTP ${r.status}); another process took the port` +
+      (child.hasExited() ? `, and the hub exited:\n${child.tail()}` : ''),
+  );
 }
 
 /** The hub's own count of webhooks it stored (prometheus counter of the HTTP process). */
