@@ -105,7 +105,7 @@ describe.each(backends)('migration 009 on existing data ($name)', (backend) => {
     const stripe = await debtorOf('cust_stripe');
     const policy = { debtorIdentity: { metadataKeys: ['customer_id'], matchEmail: false } };
     const linked = await db.tx((sql) => linkDebtor(sql, 'acme', 'mollie', { ref: 'cst_new', merchantRef: 'CRM-1' }, policy, new Date()));
-    expect(linked).toEqual({ debtorId: stripe.debtor_id, movedFrom: null, key: 'merchant_ref' });
+    expect(linked).toEqual({ debtorId: stripe.debtor_id, movedFrom: null, key: 'merchant_ref', known: null });
   });
 
   maybe('still gives a debtor to a customer or case inserted without one (fixtures, older insert paths)', async () => {
