@@ -5,7 +5,11 @@
  *
  * closed ──(a failure rate over the window, once it holds a minimum of calls)──▶ open
  * open ──(cool-down over)──▶ half-open: `halfOpenProbes` calls go through; every other call is held back
- * half-open ──all probes succeed──▶ closed     half-open ──any call fails──▶ open (cool-down doubled, capped)
+ * half-open ──all probes succeed──▶ closed     half-open ──a probe fails──▶ open (cool-down doubled, capped)
+ *
+ * Half-open is decided by its own probes: the late outcome of a call sent before the circuit
+ * opened tells about the agency before the cool-down, so it changes nothing (but its Retry-After,
+ * if any, is still honoured).
  *
  * Down, not degraded: a partner that fails a quarter of its calls at random is degraded — each row
  * gets through on its own backoff, and holding the whole lane for a cool-down would only delay the
@@ -72,6 +76,14 @@ export interface CircuitTransition {
   why: string;
 }
 
+/**
+ * A probe's outcome always comes back in this process (every path records it, or `not_called`;
+ * a process that dies takes its breaker with it), so its slot is freed without one only as a
+ * safety net: after the longest a partner call may take (`partners[].timeoutMs` is at most 120 s).
+ * Shorter, a slow probe's slot would be handed to another probe while it is still out.
+ */
+export const PROBE_LOST_AFTER_MS = 120_000;
+
 export class CircuitBreaker {
   private state: CircuitState = 'closed';
   private consecutive = 0;
@@ -81,7 +93,7 @@ export class CircuitBreaker {
   /** Half-open: probes admitted whose outcome has not come yet, and the ones that succeeded. */
   private probesOut = 0;
   private probesOk = 0;
-  /** Probes out past this time are taken as lost (their worker died) and give way. */
+  /** Probes out past this time are taken as lost and give way (see PROBE_LOST_AFTER_MS). */
   private probeUntil = 0;
   readonly transitions: CircuitTransition[] = [];
 
@@ -135,8 +147,7 @@ export class CircuitBreaker {
     if (this.state === 'half_open') {
       if (this.probesFull(t)) return { allowed: false, retryAt: new Date(this.probeUntil), state: 'half_open' };
       this.probesOut++;
-      // A probe whose outcome never comes (its worker lost it) gives way after a cool-down.
-      this.probeUntil = t + Math.max(this.coolDown, 1000);
+      this.probeUntil = t + Math.max(this.coolDown, PROBE_LOST_AFTER_MS);
       return { allowed: true, probe: true };
     }
     return { allowed: true, probe: false };
@@ -160,9 +171,7 @@ export class CircuitBreaker {
     if (outcome.kind === 'answered') {
       this.consecutive = 0;
       this.push(t, false);
-      if (this.state === 'half_open') {
-        // Any answer while half-open is one of the successes it waits for (a call sent before the
-        // circuit opened and answered only now counts too: the agency answers).
+      if (this.state === 'half_open' && probe) {
         this.probesOk++;
         if (this.probesOk >= this.probeSlots) {
           this.coolDown = this.settings.coolDownMs;
@@ -170,7 +179,8 @@ export class CircuitBreaker {
           this.move('closed', now, `${this.probesOk} probe${this.probesOk > 1 ? 's' : ''} succeeded`);
         }
       }
-      // Open: a late answer (a call made before it opened, or a sibling of the probe that failed) decides nothing.
+      // Open, or not a probe: a late answer (a call made before it opened, or a sibling of the
+      // probe that failed) decides nothing.
       return;
     }
     const retryAfter = outcome.retryAfterMs ?? 0;
@@ -181,14 +191,14 @@ export class CircuitBreaker {
     }
     this.consecutive++;
     this.push(t, true);
-    if (this.state === 'half_open') {
+    if (this.state === 'half_open' && probe) {
       this.coolDown = Math.min(this.settings.maxCoolDownMs, this.coolDown * 2);
-      this.hold(t + Math.max(this.coolDown, retryAfter), now, probe ? 'probe failed' : 'call failed while half-open');
+      this.hold(t + Math.max(this.coolDown, retryAfter), now, 'probe failed');
       return;
     }
-    if (this.state === 'open') {
-      // Already open (a late failure of a call made before, or of a sibling probe): nothing new
-      // to decide, but a Retry-After still holds the partner.
+    if (this.state !== 'closed') {
+      // Open, or half-open and not a probe (a late failure of a call made before it opened, or
+      // of a sibling probe): nothing new to decide, but a Retry-After still holds the partner.
       if (retryAfter > 0) this.hold(t + retryAfter, now, `Retry-After ${Math.round(retryAfter)} ms`);
       return;
     }
@@ -325,7 +335,7 @@ export class CircuitOpen extends Error {
     readonly retryAt: Date,
     state: CircuitState,
   ) {
-    super(`circuit ${state === 'half_open' ? 'half-open (a probe is in flight)' : 'open'} for partner ${partnerId} until ${retryAt.toISOString()}; not called`);
+    super(`circuit ${state === 'half_open' ? 'half-open (its probes are in flight)' : 'open'} for partner ${partnerId} until ${retryAt.toISOString()}; not called`);
     this.name = 'CircuitOpen';
   }
 }

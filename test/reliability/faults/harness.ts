@@ -143,8 +143,16 @@ export async function startAgencyFront(target: string): Promise<{ url: string; l
   const log: FrontLogEntry[] = [];
   let rule: FrontRule = () => undefined;
   const server = http.createServer(async (req, res) => {
+    // Logged on arrival: a call the hub gave up on while sending its body still reached us.
+    const entry: FrontLogEntry = { at: Date.now(), method: req.method!, path: req.url!, idempotencyKey: (req.headers['idempotency-key'] as string) ?? null, answeredBy: 'front', status: null };
+    log.push(entry);
     const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
+    try {
+      for await (const c of req) chunks.push(c as Buffer);
+    } catch {
+      entry.doneAt = Date.now();
+      return;
+    }
     const raw = Buffer.concat(chunks);
     let body: unknown;
     try {
@@ -152,8 +160,6 @@ export async function startAgencyFront(target: string): Promise<{ url: string; l
     } catch {
       body = undefined;
     }
-    const entry: FrontLogEntry = { at: Date.now(), method: req.method!, path: req.url!, idempotencyKey: (req.headers['idempotency-key'] as string) ?? null, answeredBy: 'front', status: null };
-    log.push(entry);
     const reply = rule({ method: req.method!, path: req.url!, body });
     if (reply && 'status' in reply) {
       entry.status = reply.status;
