@@ -32,6 +32,7 @@ import { installDashboard } from './dashboard';
 import { notifyFromHistory } from './notify/scanner';
 import { COUNTRY_RULES_FILE, loadCountryRules } from './policy/country-rules';
 import { purgeExpired } from './privacy/retention';
+import { sweepFinishedRows, vacuumEmbedded } from './outbox/sweep';
 import { createIdentifierHasher } from './screening/identifiers';
 import { backfillIdentifierHashes } from './screening/store';
 import { notifyLanes } from './notify/kinds';
@@ -152,6 +153,28 @@ export async function createHub(opts: HubOptions): Promise<Hub> {
     }
   }
 
+  /**
+   * One pass of the outbox sweep (src/outbox/sweep.ts): finished rows past delivery.doneRetentionDays
+   * are deleted; the embedded database is vacuumed after it (PGlite has no autovacuum). A failure
+   * is logged and tried again at the next pass.
+   */
+  async function sweepNow() {
+    try {
+      const started = Date.now();
+      const swept = await sweepFinishedRows(db, clock.now(), config.delivery.doneRetentionDays);
+      const vacuumStarted = Date.now();
+      await vacuumEmbedded(db);
+      const vacuumMs = db.kind === 'pglite' ? Date.now() - vacuumStarted : undefined;
+      if (swept.deleted || vacuumMs !== undefined) {
+        logger.info('outbox sweep', { ...swept, doneRetentionDays: config.delivery.doneRetentionDays, sweepMs: vacuumStarted - started, vacuumMs });
+      }
+      return swept;
+    } catch (err) {
+      logger.warn('outbox sweep failed; will try again', { error: (err as Error).message });
+      return null;
+    }
+  }
+
   async function reconcileNow() {
     try {
       if (runner) await runner.releaseAbandoned();
@@ -207,7 +230,8 @@ export async function createHub(opts: HubOptions): Promise<Hub> {
       reconcile.unref();
       timers.push(reconcile);
       // Retention of personal data (src/privacy/retention.ts): a purge now and then, never in the way of the work.
-      const purge = setInterval(() => void (stopping ? undefined : purgeNow()), config.privacy.purgeEveryMinutes * 60_000);
+      // …and the outbox sweep after it (src/outbox/sweep.ts): finished rows do not pile up for ever.
+      const purge = setInterval(() => void (stopping ? undefined : purgeNow().then(() => (stopping ? undefined : sweepNow()))), config.privacy.purgeEveryMinutes * 60_000);
       purge.unref();
       timers.push(purge);
       for (const p of partners.values()) {

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { DEBTOR_TYPES } from '../domain/types';
 import { secretSchema } from './secrets';
 import { RETENTION_DEFAULTS } from '../privacy/retention';
+import { DONE_RETENTION_DEFAULT_DAYS } from '../outbox/sweep';
 
 const currency = z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code like EUR');
 export const moneySchema = z.object({ value: z.number().int().nonnegative(), currency });
@@ -316,8 +317,15 @@ export const configSchema = z.object({
       concurrency: z.number().int().min(1).max(64).default(8),
       /** Per partner: stop calling an agency that is down, probe it after a cool-down (src/delivery/circuit-breaker.ts). */
       circuitBreaker: circuitBreakerSchema.default(circuitBreakerSchema.parse({})),
+      /**
+       * Done and cancelled outbox rows are deleted this many days after they finished, by a sweep
+       * that runs with the privacy purge (every privacy.purgeEveryMinutes); dead rows stay until a
+       * person retries them, and the few finished rows the hub reads back later are kept
+       * (src/outbox/sweep.ts). /v1/deliveries?status=done lists this many days.
+       */
+      doneRetentionDays: z.number().int().min(1).max(3650).default(DONE_RETENTION_DEFAULT_DAYS),
     })
-    .default({ maxAttempts: 12, baseDelayMs: 2000, maxDelayMs: 3600_000, reconcileEverySeconds: 5, leaseSeconds: 15, concurrency: 8, circuitBreaker: circuitBreakerSchema.parse({}) }),
+    .default({ maxAttempts: 12, baseDelayMs: 2000, maxDelayMs: 3600_000, reconcileEverySeconds: 5, leaseSeconds: 15, concurrency: 8, circuitBreaker: circuitBreakerSchema.parse({}), doneRetentionDays: DONE_RETENTION_DEFAULT_DAYS }),
   /**
    * Token-bucket limits on the public endpoints (src/http/rate-limit.ts), per process: requests per
    * second (0 = no limit; fractions allowed) and the burst a quiet bucket holds. Answered 429 with

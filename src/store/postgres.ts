@@ -9,9 +9,39 @@ function wrap(err: unknown): never {
   throw isConnectionError(err) ? new DatabaseUnavailable(err) : err;
 }
 
+/**
+ * Settings every hub connection starts with, sent in the startup packet (no round trip):
+ * `jit = off` — the hub's statements are short OLTP ones, and PostgreSQL's JIT (on by default
+ * since 12) compiles expressions once a plan's estimated cost passes jit_above_cost, which a
+ * misestimated claim or report reaches easily: tens of milliseconds of compiling for a query that
+ * runs in one (issue 14). Behind PgBouncer, which refuses unknown startup parameters unless told
+ * to ignore `options` (ignore_startup_parameters), set it on the role instead:
+ * `ALTER ROLE hub SET jit = off`.
+ */
+export const SESSION_OPTIONS = '-c jit=off';
+
+/**
+ * The connection string with SESSION_OPTIONS added to its `options` parameter. `pg` lets a
+ * connection string's parameters override the pool's config, so an `options` already in
+ * DATABASE_URL (e.g. a statement_timeout) is kept and ours appended to it, not replaced.
+ */
+export function withSessionOptions(connectionString: string): string {
+  let url: URL;
+  try {
+    url = new URL(connectionString);
+  } catch {
+    return connectionString;
+  }
+  const given = url.searchParams.get('options');
+  url.searchParams.set('options', given ? `${given} ${SESSION_OPTIONS}` : SESSION_OPTIONS);
+  return url.toString();
+}
+
 export function createPostgres(connectionString: string, opts: { max?: number; queryTimeoutMs?: number } = {}): Database {
   const pool = new Pool({
-    connectionString,
+    connectionString: withSessionOptions(connectionString),
+    // Used when the connection string is not a URL and names no options of its own.
+    options: SESSION_OPTIONS,
     max: opts.max ?? 10,
     connectionTimeoutMillis: 5000,
     idleTimeoutMillis: 30000,

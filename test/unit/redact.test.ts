@@ -3,7 +3,9 @@
  * name, and the winston logger runs every line through both.
  */
 import { PassThrough } from 'node:stream';
-import { redact, redactText } from '../../src/observability/redact';
+import fc from 'fast-check';
+import * as redaction from '../../src/observability/redact';
+import { MIN_REDACTABLE_LENGTH, redact, redactText, redactTextFully } from '../../src/observability/redact';
 import { createLogger } from '../../src/observability/logger';
 
 // Values shaped like the real thing (none of them is a live credential).
@@ -157,5 +159,81 @@ describe('IBANs are recognised by country and checksum, not by shape alone', () 
     expect(redactText('event EV0123ABCD4567 payment PM01ABCD2345EF')).toBe('event EV0123ABCD4567 payment PM01ABCD2345EF');
     // One wrong check digit: not an IBAN.
     expect(redactText('NL92ABNA0417164300')).toBe('NL92ABNA0417164300');
+  });
+});
+
+describe('the fast path for text that cannot hold a secret', () => {
+  it('masks a secret of exactly the shortest length a pattern matches, and passes anything shorter as it is', () => {
+    expect(MIN_REDACTABLE_LENGTH).toBe(7);
+    // The two shortest texts any pattern masks, at exactly the minimum length.
+    expect(redactText('whsec_x')).toBe('[secret redacted]');
+    expect(redactText('eyJa.b.')).toBe('[jwt redacted]');
+    // One character shorter, nothing can match: returned untouched (the same string).
+    for (const short of ['whsec_', 'eyJa.b', 'Bearer', 'acme', '']) expect(redactText(short)).toBe(short);
+  });
+
+  it('still masks every pattern just past its own shortest form', () => {
+    expect(redactText('Bearer x')).toBe('Bearer [redacted]');
+    expect(redactText('sk_live_x')).toBe('[key redacted]');
+    expect(redactText('t=1,v1=a')).toBe('[signature redacted]');
+    expect(redactText('4242424242424')).toBe('4242424242424'); // 13 digits, not Luhn-valid
+    expect(redactText('4222222222222')).toBe('[pan redacted]'); // 13 digits, Luhn-valid (Visa test number)
+    expect(redactText('MT84MALT011000012345MTLCAST001S')).toBe('[iban redacted]');
+  });
+
+  it('gives the same answer as running every pattern, on any text', () => {
+    // Text built from the pieces the patterns look for, so that many samples do hold a secret.
+    const piece = fc.constantFrom(
+      'Bearer ', 'eyJ', 'abc', '.', '_', '-', ' ', 'sk_', 'live_', 'test_', 'sandbox_', 'whsec_', 't=', '1492774577', ',v1=', 'a9f',
+      'NL91ABNA0417164300', 'NL91 ABNA 0417 1643 00', 'DE89', '4242', '4242 4242 4242 4242', '378282246310005', '0', '9', 'A', 'Z', 'x',
+      'cus_NffrFeUfNV2Hib', 'in_1PqR2s', '2026-03-02T10:00:00Z', 'dHar4XY7LxsDOtmnkVtjNVWXLSlXsM',
+    );
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 12 }).map((p) => p.join('')), (text) => {
+        expect(redactText(text)).toBe(redactTextFully(text));
+      }),
+      { numRuns: 3000 },
+    );
+    fc.assert(fc.property(fc.string({ maxLength: 40 }), (text) => expect(redactText(text)).toBe(redactTextFully(text))), { numRuns: 2000 });
+  });
+});
+
+describe('a disabled log level costs nothing', () => {
+  afterEach(() => jest.restoreAllMocks());
+
+  it('does not redact (or copy) the metadata of a line below the level, and still logs at the level', async () => {
+    const stream = new PassThrough();
+    let out = '';
+    stream.on('data', (d) => (out += d));
+    const logger = createLogger({ stream, level: 'warn' });
+    const redactSpy = jest.spyOn(redaction, 'redact');
+    const redactTextSpy = jest.spyOn(redaction, 'redactText');
+
+    logger.info('case submitted', { merchantId: 'acme', caseId: 'cse_1', body: { card: '4242424242424242' } });
+    logger.debug('claim', { claimId: 'clm_1' });
+    logger.log('info', 'through log()', { caseId: 'cse_2' });
+    await new Promise((r) => setImmediate(r));
+    expect(redactSpy).not.toHaveBeenCalled();
+    expect(redactTextSpy).not.toHaveBeenCalled();
+    expect(out).toBe('');
+
+    logger.warn('agency slow', { partner: 'refagency', note: 'card 4242424242424242' });
+    await new Promise((r) => setImmediate(r));
+    expect(redactSpy).toHaveBeenCalled();
+    const lines = out.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0])).toMatchObject({ level: 'warn', message: 'agency slow', partner: 'refagency', note: 'card [pan redacted]' });
+  });
+
+  it('follows a level changed at run time', async () => {
+    const stream = new PassThrough();
+    let out = '';
+    stream.on('data', (d) => (out += d));
+    const logger = createLogger({ stream, level: 'warn' });
+    logger.info('before');
+    logger.level = 'info';
+    logger.info('after', { caseId: 'cse_1' });
+    await new Promise((r) => setImmediate(r));
+    expect(out.trim().split('\n').map((l) => JSON.parse(l).message)).toEqual(['after']);
   });
 });
