@@ -150,7 +150,7 @@ describe.each<Backend>(BACKENDS)('store and outbox ($name)', (backend) => {
       const input = row();
       const first = await add(input, now);
       const second = await add({ ...input, payload: { caseId: 'other' } }, now);
-      expect(first).toEqual({ id: expect.any(Number), lane: 'partner.refagency', dueAt: now, attempt: 0 });
+      expect(first).toEqual({ id: expect.any(Number), lane: 'partner.refagency', dueAt: now, attempt: 0, kind: 'agency.create_case' });
       expect(second).toBeNull();
       const rows = await env.db.query<OutboxRow>('SELECT * FROM outbox WHERE idempotency_key = $1', [input.idempotencyKey]);
       expect(rows.rows).toHaveLength(1);
@@ -193,7 +193,7 @@ describe.each<Backend>(BACKENDS)('store and outbox ($name)', (backend) => {
       expect(await env.db.tx((sql) => claimRow(sql, item.id, new Date(t0.getTime() + 500), 1000))).toBeNull();
 
       const afterExpiry = await env.db.tx((sql) => dueRows(sql, new Date(t0.getTime() + 2000), 0, 10_000));
-      expect(afterExpiry.find((d) => d.id === item.id)).toEqual({ id: item.id, lane: 'partner.refagency', dueAt: t0, attempt: 1 });
+      expect(afterExpiry.find((d) => d.id === item.id)).toEqual({ id: item.id, lane: 'partner.refagency', dueAt: t0, attempt: 1, kind: 'agency.create_case' });
       expect(await get(item.id)).toMatchObject({ status: 'pending', locked_until: null, attempts: 1 });
       expect(await env.db.tx((sql) => claimRow(sql, item.id, new Date(t0.getTime() + 2000), 1000))).toMatchObject({ attempts: 2 });
     });
