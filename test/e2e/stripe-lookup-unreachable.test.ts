@@ -48,8 +48,9 @@ describe('Stripe unreachable for the decline-code lookup (embedded mode)', () =>
        WHERE o.kind = 'process_event' AND e.provider_event_id = $1`,
       [event.id],
     )).rows;
-    // One failed try on record (retried by the outbox); the second, the budget's last, went on.
-    expect(processed).toEqual([{ attempts: 1, status: 'done' }]);
+    // Two tries on record (a batch's claim counts each, as for every leased row): the first failed
+    // and was retried by the outbox; the second, the budget's last, went on.
+    expect(processed).toEqual([{ attempts: 2, status: 'done' }]);
     expect(stack.sim.case(inv.case.partnerRef)).toBeDefined();
 
     // Stripe answers again: the re-lookup fills the decline code in.
