@@ -234,9 +234,22 @@ export async function pspFail(w: World, inv: PspInvoice, final: boolean): Promis
       return sendGoCardless(w, gocardlessEvents.paymentFailed({ payment: inv.paymentRefs[0], createdAt: iso(now), willAttemptRetry: !final }));
     case 'mollie': {
       // A failed Mollie payment is final; the debtor pays later with a new payment (issue 12, hole 2).
+      // Mollie never retries one: the invoice's first failure is its subscription payment, and it
+      // fails "again" only as a new attempt the merchant creates for it — a one-off payment with the
+      // invoice's metadata, as pspPay's. (A later subscription payment is for its own month, another
+      // debt: sending one here made two hub invoices hold the copied metadata, so the debtor's
+      // payment of this one named both and was rightly not linked; test/model/regressions.test.ts.)
       const id = uid('tr_').toLowerCase();
+      const again = inv.paymentRefs.length > 0;
       inv.paymentRefs.push(id);
-      w.mollie.setPayment(molliePayment(w, inv, id, 'failed') as never);
+      if (!again) w.mollie.setPayment(molliePayment(w, inv, id, 'failed') as never);
+      else {
+        const at = iso(w.clock.now()).replace(/\.\d{3}Z$/, '+00:00');
+        w.mollie.setPayment(molliePayments.card({
+          id, status: 'failed', sequenceType: 'oneoff', failureReason: 'insufficient_funds', customerId: inv.customerRef, value: euros(inv.amount),
+          createdAt: at, statusAt: at, description: `Invoice ${inv.ref}`, metadata: { invoiceId: inv.ref, [DEBTOR_KEY]: inv.debtorRef },
+        }) as never);
+      }
       return sendMollie(w, id);
     }
   }
