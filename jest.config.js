@@ -5,4 +5,6 @@ module.exports = {
   testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json' }] },
   testTimeout: 30000,
+  // Probes PostgreSQL and Redis once, so a suite can mark its tests skipped when they are missing (test/support/services.ts servicesIt).
+  globalSetup: '<rootDir>/test/support/global-setup.ts',
 };

@@ -26,7 +26,7 @@ type Holding = AgencyClient & {
   resume?: (casePartnerRef: string, h: CaseAction, ctx: CallContext) => Promise<unknown>;
 };
 
-async function deliverCaseAction(ctx: HubContext, row: OutboxRow, method: 'hold' | 'resume'): Promise<void> {
+async function deliverCaseAction(ctx: HubContext, row: OutboxRow<'agency.hold' | 'agency.resume'>, method: 'hold' | 'resume'): Promise<void> {
   const { partner, partnerRef, kase } = await caseAtAgency(ctx, row.payload.caseId);
   const claimId: string | undefined = row.payload.claimId ?? undefined;
   if (claimId) await ensureClaimSent(ctx, await loadClaim(ctx, claimId));
@@ -52,7 +52,7 @@ async function deliverCaseAction(ctx: HubContext, row: OutboxRow, method: 'hold'
 }
 
 /** `agency.hold`: ask the agency to pause collecting the claim (or case). */
-export const deliverHold = (ctx: HubContext, row: OutboxRow) => deliverCaseAction(ctx, row, 'hold');
+export const deliverHold = (ctx: HubContext, row: OutboxRow<'agency.hold'>) => deliverCaseAction(ctx, row, 'hold');
 
 /** `agency.resume`: ask the agency to carry on collecting after a hold. */
-export const deliverResume = (ctx: HubContext, row: OutboxRow) => deliverCaseAction(ctx, row, 'resume');
+export const deliverResume = (ctx: HubContext, row: OutboxRow<'agency.resume'>) => deliverCaseAction(ctx, row, 'resume');

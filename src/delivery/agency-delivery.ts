@@ -148,7 +148,7 @@ async function call<T>(
   });
 }
 
-export async function deliverCreateCase(ctx: HubContext, row: OutboxRow): Promise<void> {
+export async function deliverCreateCase(ctx: HubContext, row: OutboxRow<'agency.create_case'>): Promise<void> {
   const { kase, merchant, partner } = await loadCase(ctx, row.payload.caseId);
   const claimIds: string[] = row.payload.claimIds;
   // The claims, their invoices and the debtor in one read (rows ride along as JSON): a worker's
@@ -228,7 +228,7 @@ async function ensureClaimSent(ctx: HubContext, claim: ClaimRow): Promise<void> 
   throw new Defer(`claim ${claim.id} is not at the partner yet`, CASE_NOT_YET_SENT_MS);
 }
 
-export async function deliverAddClaim(ctx: HubContext, row: OutboxRow): Promise<void> {
+export async function deliverAddClaim(ctx: HubContext, row: OutboxRow<'agency.add_claim'>): Promise<void> {
   const { partner, partnerRef, kase } = await caseAtAgency(ctx, row.payload.caseId);
   const claim = await loadClaim(ctx, row.payload.claimId);
   if (claim.sent_at) {
@@ -246,7 +246,7 @@ export async function deliverAddClaim(ctx: HubContext, row: OutboxRow): Promise<
   );
 }
 
-export async function deliverReportPayment(ctx: HubContext, row: OutboxRow): Promise<void> {
+export async function deliverReportPayment(ctx: HubContext, row: OutboxRow<'agency.report_payment'>): Promise<void> {
   const { partner, partnerRef, kase } = await caseAtAgency(ctx, row.payload.caseId);
   const claim = await loadClaim(ctx, row.payload.claimId);
   await ensureClaimSent(ctx, claim);
@@ -260,7 +260,7 @@ export async function deliverReportPayment(ctx: HubContext, row: OutboxRow): Pro
   );
 }
 
-export async function deliverWithdraw(ctx: HubContext, row: OutboxRow): Promise<void> {
+export async function deliverWithdraw(ctx: HubContext, row: OutboxRow<'agency.withdraw'>): Promise<void> {
   const { partner, partnerRef, kase } = await caseAtAgency(ctx, row.payload.caseId);
   const claimId: string | undefined = row.payload.claimId;
   if (claimId) await ensureClaimSent(ctx, await loadClaim(ctx, claimId));

@@ -63,15 +63,20 @@ export async function linkDebtor(
   );
 
   let debtorId: string;
+  /** Whether a statement below has locked the debtor's row already (an upsert that wrote it). */
+  let locked = false;
   if (link.action === 'keep') debtorId = current!.debtor_id;
   else if (link.action === 'adopt') {
     debtorId = current!.debtor_id;
     await sql.query(`UPDATE debtors SET ${column} = $2 WHERE id = $1`, [debtorId, (key as { value: string }).value]);
   } else if (link.action === 'new_own') {
     debtorId = ownDebtorId(merchantId, provider, c.ref);
-    await sql.query(`INSERT INTO debtors (id, merchant_id, created_at) VALUES ($1,$2,$3) ON CONFLICT (id) DO NOTHING`, [debtorId, merchantId, now]);
+    // DO UPDATE (changing nothing) rather than DO NOTHING: the row is locked whether it was new or not.
+    await sql.query(`INSERT INTO debtors (id, merchant_id, created_at) VALUES ($1,$2,$3) ON CONFLICT (id) DO UPDATE SET merchant_id = debtors.merchant_id`, [debtorId, merchantId, now]);
+    locked = true;
   } else {
     const value = (key as { value: string }).value;
+    locked = !holder;
     debtorId = holder?.id ?? (await sql.query<{ id: string }>(
       `INSERT INTO debtors (id, merchant_id, ${column}, created_at) VALUES ($1,$2,$3,$4)
        ON CONFLICT (merchant_id, ${column}) WHERE ${column} IS NOT NULL DO UPDATE SET ${column} = EXCLUDED.${column}
@@ -81,7 +86,7 @@ export async function linkDebtor(
   }
   // The current debtor was locked with the customer; any other one is locked now (one round trip
   // saved on every event of a known customer, the pipeline's common case; BENCHMARKS.md).
-  if (debtorId !== current?.debtor_id) await sql.query(`SELECT id FROM debtors WHERE id = $1 FOR UPDATE`, [debtorId]);
+  if (debtorId !== current?.debtor_id && !locked) await sql.query(`SELECT id FROM debtors WHERE id = $1 FOR UPDATE`, [debtorId]);
 
   const movedFrom = current && current.debtor_id !== debtorId ? current.debtor_id : null;
   if (current && movedFrom) {

@@ -13,10 +13,81 @@ export interface HistoryEntry {
   occurredAt: Date | string;
 }
 
+/** History rows held back by a batch's transaction (deferHistory), in the order they were added. */
+const deferred = new WeakMap<Sql, { entry: HistoryEntry; recordedAt: Date }[]>();
+
+/**
+ * A batch stage's handle on its transaction (issue 14): history written through the returned
+ * `sql` is held back and written by `flush` as one multi-row INSERT, in the order it was added,
+ * instead of one INSERT per row. Nothing in a batch reads back what it wrote to the history
+ * except through flushHistory (which writes what is held first), so every read sees every row.
+ */
+export function deferHistory(tx: Sql): { sql: Sql; flush(): Promise<void> } {
+  const sql: Sql = { query: (text, params) => tx.query(text, params) };
+  deferred.set(sql, []);
+  return { sql, flush: () => flushHistory(sql) };
+}
+
+/** Write the rows a batch holds back for `sql` now (before a read of status_history); a no-op elsewhere. */
+export async function flushHistory(sql: Sql): Promise<void> {
+  const held = deferred.get(sql);
+  if (!held?.length) return;
+  const rows = held.splice(0, held.length);
+  // One statement per recorded-at stamp (a batch has one: its `now`).
+  let start = 0;
+  while (start < rows.length) {
+    let end = start + 1;
+    while (end < rows.length && rows[end].recordedAt.getTime() === rows[start].recordedAt.getTime()) end++;
+    await insertHistoryRows(sql, rows.slice(start, end).map((r) => r.entry), rows[start].recordedAt);
+    start = end;
+  }
+}
+
 export async function addHistory(sql: Sql, e: HistoryEntry, recordedAt: Date): Promise<void> {
+  const held = deferred.get(sql);
+  if (held) {
+    held.push({ entry: e, recordedAt });
+    return;
+  }
   await sql.query(
     `INSERT INTO status_history (merchant_id, entity, entity_id, status, reason, source, detail, occurred_at, recorded_at)
      VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)`,
     [e.merchantId, e.entity, e.entityId, e.status, e.reason ?? null, e.source, e.detail ? JSON.stringify(e.detail) : null, new Date(e.occurredAt), recordedAt],
+  );
+}
+
+/**
+ * Several status_history rows in one INSERT: a stage that writes a case's and its invoices'
+ * entries (or a claim's and its invoice's) in one transaction pays one round trip, not one per
+ * row. Same rows, same columns as addHistory, in the order given; held back in a batch.
+ */
+export async function addHistoryRows(sql: Sql, entries: HistoryEntry[], recordedAt: Date): Promise<void> {
+  if (!entries.length) return;
+  const held = deferred.get(sql);
+  if (held) {
+    for (const entry of entries) held.push({ entry, recordedAt });
+    return;
+  }
+  await insertHistoryRows(sql, entries, recordedAt);
+}
+
+async function insertHistoryRows(sql: Sql, entries: HistoryEntry[], recordedAt: Date): Promise<void> {
+  await sql.query(
+    `INSERT INTO status_history (merchant_id, entity, entity_id, status, reason, source, detail, occurred_at, recorded_at)
+     SELECT x.merchant_id, x.entity, x.entity_id, x.status, x.reason, x.source, x.detail, x.occurred_at, $9
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::timestamptz[])
+       WITH ORDINALITY AS x(merchant_id, entity, entity_id, status, reason, source, detail, occurred_at, n)
+     ORDER BY x.n`,
+    [
+      entries.map((e) => e.merchantId),
+      entries.map((e) => e.entity),
+      entries.map((e) => e.entityId),
+      entries.map((e) => e.status),
+      entries.map((e) => e.reason ?? null),
+      entries.map((e) => e.source),
+      entries.map((e) => (e.detail ? JSON.stringify(e.detail) : null)),
+      entries.map((e) => new Date(e.occurredAt)),
+      recordedAt,
+    ],
   );
 }

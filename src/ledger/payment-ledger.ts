@@ -14,7 +14,7 @@ import type { PaymentEvent } from '../domain/types';
 import type { Sql } from '../store/db';
 import type { OutboxWriter, MerchantSettings } from '../context';
 import { newId } from '../domain/ids';
-import { addHistory } from './history';
+import { addHistory, addHistoryRows, flushHistory } from './history';
 import type { CustomerRow, InvoiceRow, ClaimRow } from './rows';
 import { partnerLane } from '../outbox/outbox';
 import { refreshCaseStatus } from './case-status';
@@ -24,7 +24,6 @@ import { linkDebtor } from './debtors';
 import type { IdentifierHasher } from '../screening/identifiers';
 import { learnIdentifiers } from '../screening/store';
 import { decidePaymentEvent, invoiceStateOf, type InvoicePatch, type LiveClaim, type PaymentDecision } from './payment-decision';
-import { addHistoryRows } from '../pipeline/history-rows';
 
 export interface LedgerResult {
   customerId: string | null;
@@ -96,12 +95,13 @@ export async function findInvoice(sql: Sql, ev: PaymentEvent, link?: LinkOutcome
 
 async function rememberPaymentRefs(sql: Sql, ev: PaymentEvent, invoiceId: string): Promise<void> {
   const refs = [ev.payment?.ref, ...(ev.payment?.relatedRefs ?? [])].filter((x): x is string => !!x);
-  for (const ref of new Set(refs)) {
-    await sql.query(
-      `INSERT INTO invoice_payment_refs (merchant_id, provider, payment_ref, invoice_id) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING`,
-      [ev.merchantId, ev.provider, ref, invoiceId],
-    );
-  }
+  if (!refs.length) return;
+  // One statement for all of them (a charge and its payment intent: two refs on most events).
+  await sql.query(
+    `INSERT INTO invoice_payment_refs (merchant_id, provider, payment_ref, invoice_id)
+     SELECT $1, $2, r, $4 FROM unnest($3::text[]) AS r ON CONFLICT DO NOTHING`,
+    [ev.merchantId, ev.provider, [...new Set(refs)], invoiceId],
+  );
 }
 
 async function insertInvoice(sql: Sql, ev: PaymentEvent, customerId: string, status: string, now: Date): Promise<InvoiceRow> {
@@ -238,9 +238,10 @@ export async function applyPaymentEvent(
   /** The hub's identifier hasher (HubContext.identifiers): what the event teaches is kept only hashed. */
   identifiers: IdentifierHasher,
 ): Promise<LedgerResult> {
+  // Serializes all work on one customer (hand-over checks, concurrent events): nothing twice. The
+  // upsert holds the customer's row lock: linkDebtor locks a known customer's row (with its
+  // debtor) before anything else, and a new customer's row is this transaction's own insert.
   const customer = await upsertCustomer(sql, merchant, ev, now, identifiers);
-  // Serialize all work on one customer (hand-over checks, concurrent events): nothing twice.
-  if (customer) await sql.query(`SELECT id FROM customers WHERE id = $1 FOR UPDATE`, [customer.id]);
   const link: LinkOutcome = {};
   let invoice = await findInvoice(sql, ev, link);
   const result = (note: string): LedgerResult => ({ customerId: customer?.id ?? invoice?.customer_id ?? null, invoiceId: invoice?.id ?? null, note: withLinkNote(note, link) });
@@ -318,7 +319,7 @@ export async function applyPaymentEvent(
       const disputedBefore =
         ev.kind === 'chargeback' && !claim &&
         (invoice.status === 'disputed' ||
-          (await sql.query(`SELECT 1 FROM status_history WHERE entity = 'invoice' AND entity_id = $1 AND status = 'disputed' AND source = $2 LIMIT 1`, [invoice.id, ev.provider])).rows.length > 0);
+          (await disputedByBefore(sql, invoice.id, ev.provider)));
       const decision = decidePaymentEvent({ invoice: invoiceStateOf(invoice), liveClaim: claim, echo: null, disputedBefore }, ev);
       await writeDecision(sql, outbox, invoice.id, decision, now, ev.provider);
       if (decision.customerFailure && customer) await noteCustomerFailure(sql, customer.id, ev, now);
@@ -340,6 +341,13 @@ export async function applyPaymentEvent(
       // whose customer it could not learn): that goes to the event's sync-log line.
       return result(typeof ev.detail?.note === 'string' ? `ignored: ${ev.detail.note}` : 'ignored event type');
   }
+}
+
+/** Has this PSP disputed the invoice before (its timeline says so)? */
+async function disputedByBefore(sql: Sql, invoiceId: string, provider: string): Promise<boolean> {
+  await flushHistory(sql); // a batch holds its history rows back: an earlier event of this batch counts too
+  const r = await sql.query(`SELECT 1 FROM status_history WHERE entity = 'invoice' AND entity_id = $1 AND status = 'disputed' AND source = $2 LIMIT 1`, [invoiceId, provider]);
+  return r.rows.length > 0;
 }
 
 async function noteCustomerFailure(sql: Sql, customerId: string, ev: PaymentEvent, now: Date): Promise<void> {

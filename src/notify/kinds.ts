@@ -9,8 +9,8 @@ import type { OutboxKind } from '../outbox/outbox';
 export const NOTIFY_KINDS = ['merchant.webhook', 'psp.writeback', 'agency.hold', 'agency.resume'] as const;
 export type NotifyKind = (typeof NOTIFY_KINDS)[number];
 
-/** The OutboxKind of one of ours (the same string; typed through `string` until OUTBOX_KINDS lists it). */
-export const outboxKind = (kind: NotifyKind): OutboxKind => kind as string as OutboxKind;
+/** The OutboxKind of one of ours (the same string, checked to be one: OUTBOX_KINDS lists every NotifyKind). */
+export const outboxKind = <K extends NotifyKind & OutboxKind>(kind: K): K => kind;
 
 /** One queue per merchant endpoint, so a slow or failing merchant never delays another. */
 export const merchantLane = (merchantId: string) => `merchant.${merchantId}`;

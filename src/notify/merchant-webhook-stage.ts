@@ -47,7 +47,7 @@ function kept(body: unknown): unknown {
   return text.length > MAX_KEPT_RESPONSE ? `${text.slice(0, MAX_KEPT_RESPONSE)}…` : text;
 }
 
-export async function deliverMerchantWebhook(ctx: HubContext, row: OutboxRow): Promise<void> {
+export async function deliverMerchantWebhook(ctx: HubContext, row: OutboxRow<'merchant.webhook'>): Promise<void> {
   const merchant = row.merchant_id ? ctx.merchants.get(row.merchant_id) : undefined;
   const hooks = merchant?.webhooks;
   const event = row.payload?.event as MerchantEvent | undefined;

@@ -102,7 +102,7 @@ function describe(err: unknown): { message: string; body: unknown } {
   return { message: `stripe ${e?.statusCode ?? 'no answer'}${e?.code ? ` ${e.code}` : ''}: ${e?.message ?? String(err)}`, body };
 }
 
-export async function writeBackToStripe(ctx: HubContext, row: OutboxRow, api?: StripeInvoicesApi): Promise<void> {
+export async function writeBackToStripe(ctx: HubContext, row: OutboxRow<'psp.writeback'>, api?: StripeInvoicesApi): Promise<void> {
   if (row.payload?.action === 'customer_flags') return writeFlagsToStripe(ctx, row, api);
   const action = row.payload?.action as WriteBackAction;
   const ref = String(row.payload?.ref ?? '');
@@ -212,9 +212,9 @@ export async function writeBackToStripe(ctx: HubContext, row: OutboxRow, api?: S
  * longer has (404) is done, with a note; other refusals go to the dead letter, and no answer, 409,
  * 429 and 5xx are retried.
  */
-async function writeFlagsToStripe(ctx: HubContext, row: OutboxRow, api?: StripeInvoicesApi): Promise<void> {
+async function writeFlagsToStripe(ctx: HubContext, row: OutboxRow<'psp.writeback'>, api?: StripeInvoicesApi): Promise<void> {
   const ref = String(row.payload?.ref ?? '');
-  const customerId = String(row.payload?.customerId ?? '');
+  const customerId = row.payload?.action === 'customer_flags' ? String(row.payload.customerId ?? '') : '';
   if (!ref.startsWith('cus_') || !customerId) throw new Permanent(`outbox row ${row.id}: not a Stripe customer write-back (${ref})`);
   const self = (await ctx.db.query<{ status: string }>(`SELECT status FROM outbox WHERE id = $1`, [row.id])).rows[0];
   if (self && ['done', 'cancelled', 'dead'].includes(self.status)) return;

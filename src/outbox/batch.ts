@@ -28,8 +28,10 @@ export interface BatchOutcome {
 }
 
 /** Claim due rows of these kinds in the hub's lane, oldest first, up to `limit`, under a lease. */
-export async function claimEventBatch(sql: Sql, now: Date, leaseMs: number, limit: number, kinds: readonly OutboxKind[] = ['process_event']): Promise<OutboxRow[]> {
-  const r = await sql.query<OutboxRow>(
+export async function claimEventBatch<K extends OutboxKind = 'process_event'>(
+  sql: Sql, now: Date, leaseMs: number, limit: number, kinds: readonly K[] = ['process_event' as K],
+): Promise<OutboxRow<K>[]> {
+  const r = await sql.query<OutboxRow<K>>(
     `UPDATE outbox SET status = 'in_flight', attempts = attempts + 1, locked_until = $2, updated_at = $1
       WHERE id IN (SELECT id FROM outbox WHERE lane = 'hub' AND kind = ANY($4::text[]) AND status = 'pending' AND next_attempt_at <= $1
                     ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
@@ -64,14 +66,14 @@ export function renewBatchLease(ctx: HubContext, rows: OutboxRow[], leaseMs: num
 }
 
 /** A stage that works many claimed rows of its kinds at once (their failures settled by the runner). */
-export type BatchStage = (ctx: HubContext, rows: OutboxRow[], opts: EventBatchOptions) => Promise<BatchOutcome>;
+export type BatchStage<K extends OutboxKind = OutboxKind> = (ctx: HubContext, rows: OutboxRow<K>[], opts: EventBatchOptions) => Promise<BatchOutcome>;
 
 /**
  * Kinds whose queue message is only a doorbell: a worker's batch loop claims whatever of them is
  * due, so one message per commit wakes it as well as one per row. Every one of them must have a
  * batch stage in the runner's registry (createOutboxRunner checks).
  */
-export const DOORBELL_KINDS: ReadonlySet<OutboxKind> = new Set<OutboxKind>(['process_event']);
+export const DOORBELL_KINDS: ReadonlySet<OutboxKind> = new Set<OutboxKind>(['process_event', 'apply_update']);
 
 /**
  * The queue as a doorbell (issue 14): of the items a commit (or a reconcile pass) hands the

@@ -5,6 +5,7 @@
  */
 import type { Sql } from '../store/db';
 import { redact, redactText } from '../observability/redact';
+import type { OutboxPayloads } from './payloads';
 
 /**
  * The agency's answer and the error text are kept on the row for people (the dead letter,
@@ -31,11 +32,9 @@ export const OUTBOX_KINDS = [
 ] as const;
 export type OutboxKind = (typeof OUTBOX_KINDS)[number];
 
-export interface OutboxInput {
-  kind: OutboxKind;
+interface OutboxInputBase {
   /** 'hub' for internal stages, `partner.<id>` for calls to one partner (one queue each). */
   lane: string;
-  payload: Record<string, unknown>;
   /** Unique per piece of work; also the Idempotency-Key sent to the partner. */
   idempotencyKey: string;
   merchantId?: string | null;
@@ -45,12 +44,13 @@ export interface OutboxInput {
   dueAt?: Date;
 }
 
-export interface OutboxRow {
+/** A row to write: its kind decides its payload (./payloads.ts). */
+export type OutboxInput = { [K in OutboxKind]: OutboxInputBase & { kind: K; payload: OutboxPayloads[K] } }[OutboxKind];
+
+interface OutboxRowBase {
   id: number;
   merchant_id: string | null;
-  kind: OutboxKind;
   lane: string;
-  payload: any;
   idempotency_key: string;
   status: 'pending' | 'in_flight' | 'done' | 'dead' | 'cancelled';
   attempts: number;
@@ -64,6 +64,12 @@ export interface OutboxRow {
   case_id: string | null;
   created_at: Date;
 }
+
+/** A row read by a query that does not know its kind (a test, a listing): its payload is not checked. */
+export type StoredOutboxRow = OutboxRowBase & { kind: any; payload: any };
+
+/** A stored row; `OutboxRow<'apply_update'>` is one of that kind, with its payload typed (./payloads.ts). */
+export type OutboxRow<K extends OutboxKind = OutboxKind> = { [P in K]: OutboxRowBase & { kind: P; payload: OutboxPayloads[P] } }[K];
 
 /** What to hand the queue once the transaction has committed. */
 export interface DispatchItem {

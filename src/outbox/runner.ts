@@ -28,7 +28,7 @@ import { DeliveryError } from '../../connectors/agency/types';
 import { DatabaseUnavailable, isConnectionError } from '../store/db';
 import { Defer, Permanent } from '../pipeline/errors';
 import { claimEventBatch, DOORBELL_KINDS, doorbell, EVENT_BATCH_DEFAULTS, renewBatchLease, type BatchOutcome, type BatchStage } from './batch';
-import type { StageRegistry } from './stages';
+import type { Stage, StageRegistry } from './stages';
 import { circuitBreakers, CircuitOpen, lendAdmission, takeAdmission } from '../delivery/circuit-breaker';
 import { withLeaseHeartbeat } from './lease';
 
@@ -40,7 +40,7 @@ const partnerOfLane = (lane: string | undefined): string | null => (lane?.starts
  * A worker that dies mid-way leaves no lease to wait out: its transaction rolls back and the row
  * is simply pending again for the reconciler. All of them run in the hub's own lane.
  */
-export const CLAIMED_IN_WORK: ReadonlySet<OutboxKind> = new Set<OutboxKind>(['handover_check', 'apply_update']);
+export const CLAIMED_IN_WORK: ReadonlySet<OutboxKind> = new Set<OutboxKind>(['handover_check']);
 
 
 /** The row was taken by another worker's transaction, or finished, between the look and the lock. */
@@ -85,6 +85,8 @@ export interface OutboxRunner {
  */
 export function createOutboxRunner(ctx: HubContext, registry: StageRegistry): OutboxRunner {
   const STAGES = registry.stages;
+  /** The stage of a row's kind (the registry pairs each kind with a stage of that kind's rows). */
+  const stageOf = (row: OutboxRow) => STAGES[row.kind] as Stage;
   // A doorbell kind's rows have one message per commit, not per row: only a batch loop finds the others.
   for (const kind of DOORBELL_KINDS) if (!registry.batches[kind]) throw new Error(`outbox kind ${kind} is rung as a doorbell but has no batch stage`);
   const { delivery } = ctx.config;
@@ -188,7 +190,7 @@ export function createOutboxRunner(ctx: HubContext, registry: StageRegistry): Ou
           return out;
         }),
     };
-    const stage = STAGES[row.kind];
+    const stage = stageOf(row);
     try {
       await stage(workCtx, row);
       if (!claimed) {
@@ -223,12 +225,12 @@ export function createOutboxRunner(ctx: HubContext, registry: StageRegistry): Ou
   }
 
   /**
-   * The batch loop of the hub's lane for process_event rows (one per process; `batchGroup` is
+   * The batch loops of the hub's lane, one per batched kind (process_event, apply_update) and process (`batchGroup` is
    * written for any group of kinds worked in batches). A message rings the loop; it claims and
    * works batches until a pass finds less than a full batch and nobody rang meanwhile. A
    * message's job waits for the next pass to end (the one that takes its row, unless a backlog is
    * ahead of it), not for the whole loop: under a backlog the queue's slots are freed pass by
-   * pass, so the lane's other kinds (apply_update, handover_check) are never starved by waiting
+   * pass, so the lane's other kinds (handover_check, the other batch kind) are never starved by waiting
    * messages, and a queue that counts running jobs still knows when the work is done.
    */
   const batchOpts = EVENT_BATCH_DEFAULTS;
@@ -356,7 +358,7 @@ export function createOutboxRunner(ctx: HubContext, registry: StageRegistry): Ou
       return;
     }
     if (breaker) lendAdmission(row, probe);
-    const stage = STAGES[row.kind];
+    const stage = stageOf(row);
     try {
       if (!stage) throw new Permanent(`no stage for outbox kind ${row.kind}`);
       // The lease is short and renewed while the stage runs (./lease.ts): a slow call keeps its

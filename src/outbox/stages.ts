@@ -11,19 +11,20 @@ import { runEventBatch } from '../pipeline/event-batch';
 import { reEnrichEvent } from '../pipeline/re-enrich';
 import { runHandoverCheck } from '../pipeline/handover-check';
 import { applyPartnerUpdate } from '../sync/partner-updates';
+import { runUpdateBatch } from '../sync/update-batch';
 import { deliverAddClaim, deliverCreateCase, deliverReportPayment, deliverWithdraw } from '../delivery/agency-delivery';
 import { deliverHold, deliverResume } from '../delivery/agency-actions';
 import { deliverMerchantWebhook } from '../notify/merchant-webhook-stage';
 import { writeBackToStripe } from '../notify/stripe-writeback-stage';
 
-/** Works one claimed row; throws to fail it (Defer, Permanent, DeliveryError or any error: see the runner). */
-export type Stage = (ctx: HubContext, row: OutboxRow) => Promise<void>;
+/** Works one claimed row of its kind; throws to fail it (Defer, Permanent, DeliveryError or any error: see the runner). */
+export type Stage<K extends OutboxKind = OutboxKind> = (ctx: HubContext, row: OutboxRow<K>) => Promise<void>;
 
 export interface StageRegistry {
-  /** Every kind's one-row stage. */
-  stages: Record<OutboxKind, Stage>;
+  /** Every kind's one-row stage, typed by its kind's payload (src/outbox/payloads.ts). */
+  stages: { [K in OutboxKind]: Stage<K> };
   /** Hub-lane kinds worked in batches instead (a message only wakes their loop). */
-  batches: Partial<Record<OutboxKind, BatchStage>>;
+  batches: { [K in OutboxKind]?: BatchStage<K> };
 }
 
 export const HUB_STAGES: StageRegistry = {
@@ -41,5 +42,5 @@ export const HUB_STAGES: StageRegistry = {
     'psp.writeback': writeBackToStripe,
     enrich_event: reEnrichEvent,
   },
-  batches: { process_event: runEventBatch },
+  batches: { process_event: runEventBatch, apply_update: runUpdateBatch },
 };

@@ -10,7 +10,7 @@ import type { OutboxRow } from '../outbox/outbox';
 import { completeRow, partnerLane } from '../outbox/outbox';
 import { decideHandover, nextCheckAt, type HandoverCandidate } from '../policy/handover-policy';
 import { newId } from '../domain/ids';
-import { addHistoryRows } from './history-rows';
+import { addHistoryRows } from '../ledger/history';
 import type { InvoiceRow, CaseRow } from '../ledger/rows';
 import { Permanent } from './errors';
 import { loadCountryRules, ruleFor, type CountryRule } from '../policy/country-rules';
@@ -21,7 +21,7 @@ import { newCaseCosts, priceClaims, storeClaimCosts } from './claim-costs';
 let rulesCache: CountryRule[] | null = null;
 const countryRules = () => (rulesCache ??= loadCountryRules());
 
-export async function runHandoverCheck(ctx: HubContext, row: OutboxRow): Promise<void> {
+export async function runHandoverCheck(ctx: HubContext, row: OutboxRow<'handover_check'>): Promise<void> {
   const customerId = String(row.payload.customerId);
   const now = ctx.clock.now();
   const notes = await ctx.commit(async (sql, outbox) => {

@@ -36,6 +36,50 @@ export interface AppliedEvent {
   invoiceId: string | null;
   note: string;
   handover?: string[];
+  /** What the event's row and its sync-log line are to say (markEvents); none when settled already. */
+  mark?: EventMark;
+}
+
+/** The end state of an applied event's row and of its sync-log line. */
+export interface EventMark {
+  id: number;
+  status: 'processed' | 'ignored';
+  kind: string;
+  customerId: string | null;
+  invoiceId: string | null;
+  summary: string;
+  ignored: boolean;
+}
+
+/**
+ * Lock stored events (in id order) and return the ids still to apply. Checked under the row lock:
+ * a row re-run after its lease ran out must not apply twice. One statement for a whole batch.
+ */
+export async function lockReceived(sql: Sql, ids: number[]): Promise<Set<number>> {
+  if (!ids.length) return new Set();
+  const r = await sql.query<{ id: number; status: string }>(`SELECT id, status FROM inbound_events WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`, [ids]);
+  return new Set(r.rows.filter((x) => x.status === 'received').map((x) => Number(x.id)));
+}
+
+/** Write applied events' rows and their sync-log lines: one statement for a whole batch. */
+export async function markEvents(sql: Sql, marks: EventMark[], now: Date): Promise<void> {
+  if (!marks.length) return;
+  await sql.query(
+    `WITH m AS (
+       SELECT * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::boolean[])
+         AS m(id, status, kind, customer_id, invoice_id, summary, ignored)
+     ), ev AS (
+       UPDATE inbound_events e SET status = m.status, kind = m.kind, processed_at = $1, error = NULL FROM m WHERE e.id = m.id
+     )
+     UPDATE exchanges x SET customer_id = COALESCE(x.customer_id, m.customer_id), invoice_id = COALESCE(x.invoice_id, m.invoice_id),
+       summary = CASE WHEN x.outcome = 'duplicate' THEN x.summary ELSE m.summary END,
+       outcome = CASE WHEN x.outcome = 'ok' AND m.ignored THEN 'ignored' ELSE x.outcome END
+     FROM m WHERE x.inbound_event_id = m.id`,
+    [
+      now, marks.map((m) => m.id), marks.map((m) => m.status), marks.map((m) => m.kind), marks.map((m) => m.customerId),
+      marks.map((m) => m.invoiceId), marks.map((m) => m.summary), marks.map((m) => m.ignored),
+    ],
+  );
 }
 
 /** The stored event behind a process_event row (one query for a whole batch). */
@@ -74,15 +118,15 @@ export async function prepareEvent(ctx: HubContext, stored: InboundEventRow, att
 }
 
 /**
- * Apply a prepared event inside the caller's transaction: the ledger, the policy's outbox rows, a
- * hand-over due at once, and the event and its sync-log line marked. Does not complete the outbox
- * row (the caller does: one row, or a whole batch in one statement).
+ * Apply a prepared event inside the caller's transaction: the ledger, the policy's outbox rows and
+ * a hand-over due at once. Returns how the event and its sync-log line are to be marked; the
+ * caller writes that (markEvents) and completes the outbox row — one row, or a whole batch in one
+ * statement each. `received`: the caller has locked the event and found it still to apply
+ * (lockReceived); without it this checks on its own.
  */
-export async function applyPreparedEvent(ctx: HubContext, sql: Sql, outbox: OutboxWriter, prepared: PreparedEvent, now: Date): Promise<AppliedEvent> {
+export async function applyPreparedEvent(ctx: HubContext, sql: Sql, outbox: OutboxWriter, prepared: PreparedEvent, now: Date, received?: boolean): Promise<AppliedEvent> {
   const { stored, merchant, event } = prepared;
-  // Checked again under a row lock: a row re-run after its lease ran out must not apply twice.
-  const current = await sql.query<{ status: string }>(`SELECT status FROM inbound_events WHERE id = $1 FOR UPDATE`, [stored.id]);
-  if (current.rows[0]?.status !== 'received') return { customerId: null, invoiceId: null, note: 'already processed' };
+  if (!(received ?? (await lockReceived(sql, [Number(stored.id)])).has(Number(stored.id)))) return { customerId: null, invoiceId: null, note: 'already processed' };
   if (event.factKey) {
     // Serialize deliveries of the same fact: the check below is then race-free.
     await sql.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`${merchant.id}:${stored.provider}:${event.factKey}`]);
@@ -119,17 +163,11 @@ export async function applyPreparedEvent(ctx: HubContext, sql: Sql, outbox: Outb
   }
   const handover: string[] = [];
   for (const customerId of checkNow) handover.push(...(await checkHandover(ctx, sql, outbox, customerId, now)));
-  await sql.query(`UPDATE inbound_events SET status = $2, kind = $3, processed_at = $4, error = NULL WHERE id = $1`, [
-    stored.id, event.kind === 'ignored' ? 'ignored' : 'processed', event.kind, now,
-  ]);
-  await sql.query(
-    `UPDATE exchanges SET customer_id = COALESCE(customer_id, $2), invoice_id = COALESCE(invoice_id, $3),
-       summary = CASE WHEN outcome = 'duplicate' THEN summary ELSE $4 END,
-       outcome = CASE WHEN outcome = 'ok' AND $5 THEN 'ignored' ELSE outcome END
-     WHERE inbound_event_id = $1`,
-    [stored.id, res.customerId, res.invoiceId, `${event.kind}: ${event.kind === 'ignored' && typeof event.detail?.note === 'string' ? event.detail.note : res.note}`, event.kind === 'ignored'],
-  );
-  return { ...res, handover };
+  const mark: EventMark = {
+    id: Number(stored.id), status: event.kind === 'ignored' ? 'ignored' : 'processed', kind: event.kind, customerId: res.customerId, invoiceId: res.invoiceId,
+    summary: `${event.kind}: ${event.kind === 'ignored' && typeof event.detail?.note === 'string' ? event.detail.note : res.note}`, ignored: event.kind === 'ignored',
+  };
+  return { ...res, handover, mark };
 }
 
 /** The metric and log line of an applied event (after its commit). */
@@ -144,7 +182,7 @@ export function reportApplied(ctx: HubContext, prepared: PreparedEvent, result: 
 }
 
 /** One process_event row on its own (its own transaction). The hub's workers run them in batches (event-batch.ts). */
-export async function processEvent(ctx: HubContext, row: OutboxRow): Promise<void> {
+export async function processEvent(ctx: HubContext, row: OutboxRow<'process_event'>): Promise<void> {
   const eventId = Number(row.payload.inboundEventId);
   const stored = (await loadStoredEvents(ctx.db, [eventId])).get(eventId);
   if (!stored) throw new Permanent(`inbound event ${eventId} not found`);
@@ -156,6 +194,7 @@ export async function processEvent(ctx: HubContext, row: OutboxRow): Promise<voi
   const now = ctx.clock.now();
   const result = await ctx.commit(async (sql, outbox) => {
     const out = await applyPreparedEvent(ctx, sql, outbox, prepared, now);
+    if (out.mark) await markEvents(sql, [out.mark], now);
     await completeRow(sql, row.id, now);
     return out;
   });

@@ -54,7 +54,7 @@ export function reLookupDelayMs(ageMs: number, baseDelayMs: number): number {
   return Math.min(MAX_RE_LOOKUP_DELAY_MS, Math.max(baseDelayMs, Math.floor(ageMs / 4)));
 }
 
-export async function reEnrichEvent(ctx: HubContext, row: OutboxRow): Promise<void> {
+export async function reEnrichEvent(ctx: HubContext, row: OutboxRow<'enrich_event'>): Promise<void> {
   const eventId = Number(row.payload.inboundEventId);
   const wentOnWith = (row.payload.wentOnWith as string | null | undefined) ?? null;
   const stored = (await ctx.db.query<{ merchant_id: string; provider: string; provider_event_id: string; event_type: string; occurred_at: Date | null; payload: unknown }>(

@@ -188,7 +188,7 @@ async function pspFlagRows(sql: Sql, merchant: MerchantSettings, debtorId: strin
   return customers.map((c) => ({
     kind: outboxKind('psp.writeback'),
     lane: pspLane(c.provider),
-    payload: { action: 'customer_flags', provider: c.provider, ref: c.provider_ref, customerId: c.id, debtorId, flags },
+    payload: { action: 'customer_flags' as const, provider: c.provider, ref: c.provider_ref, customerId: c.id, debtorId, flags },
     idempotencyKey: `writeback-${key}-${c.id}`,
     merchantId: merchant.id,
     customerId: c.id,

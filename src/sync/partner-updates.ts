@@ -12,8 +12,7 @@ import type { OutboxRow } from '../outbox/outbox';
 import { completeRow } from '../outbox/outbox';
 import type { CaseRow, ClaimRow, InvoiceRow } from '../ledger/rows';
 import { decideClaimUpdate, isNewer } from '../ledger/agency-update-decision';
-import { addHistory, type HistoryEntry } from '../ledger/history';
-import { addHistoryRows } from '../pipeline/history-rows';
+import { addHistory, addHistoryRows, type HistoryEntry } from '../ledger/history';
 import { refreshCaseStatus } from '../ledger/case-status';
 import { recordExchanges, type ExchangeEntry } from '../exchanges/exchange-log';
 import { Permanent } from '../pipeline/errors';
@@ -130,75 +129,114 @@ async function applyToClaim(sql: Sql, claim: ClaimRow, u: AgencyUpdate, source: 
   return d.applied;
 }
 
-export async function applyPartnerUpdate(ctx: HubContext, row: OutboxRow): Promise<void> {
+/** A stored update as applyUpdate reads it (locked). */
+export interface StoredUpdate {
+  id: number;
+  partner_id: string;
+  payload: AgencyUpdate;
+  status: string;
+}
+
+/** Lock stored updates (in id order): one statement for a whole batch. */
+export async function lockStoredUpdates(sql: Sql, ids: number[]): Promise<Map<number, StoredUpdate>> {
+  if (!ids.length) return new Map();
+  const r = await sql.query<StoredUpdate>(`SELECT id, partner_id, payload, status FROM partner_updates WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE`, [ids]);
+  return new Map(r.rows.map((x) => [Number(x.id), x]));
+}
+
+/** What applying an update came to; `mark`: the update's own row, for the caller to write (markUpdates). */
+export interface UpdateOutcome {
+  outcome: string;
+  mark?: { id: number; status: 'applied' | 'stale' };
+}
+
+/** Write applied updates' own rows: one statement for a whole batch. */
+export async function markUpdates(sql: Sql, marks: NonNullable<UpdateOutcome['mark']>[], now: Date): Promise<void> {
+  if (!marks.length) return;
+  await sql.query(
+    `UPDATE partner_updates p SET status = m.status, applied_at = $3 FROM unnest($1::bigint[], $2::text[]) AS m(id, status) WHERE p.id = m.id`,
+    [marks.map((m) => m.id), marks.map((m) => m.status), now],
+  );
+}
+
+/**
+ * Apply one stored update inside the caller's transaction (its outbox row is completed by the
+ * caller). `stored`: the update as the caller locked it (lockStoredUpdates); without it this locks it.
+ */
+export async function applyUpdate(sql: Sql, id: number, now: Date, stored?: StoredUpdate | null): Promise<UpdateOutcome> {
+  if (stored === undefined) stored = (await lockStoredUpdates(sql, [id])).get(id) ?? null;
+  if (!stored) throw new Permanent(`partner update ${id} not found`);
+  if (stored.status !== 'received') return { outcome: stored.status };
+  const u = stored.payload;
+  const partnerId = stored.partner_id;
+  // Only a case this partner holds: one agency can never touch another's cases (tenant safety).
+  const found = (await sql.query<{ customer_id: string }>(`SELECT customer_id FROM cases WHERE partner_id = $1 AND (partner_ref = $2 OR id = $3)`, [partnerId, u.caseId, u.caseReference])).rows[0];
+  // Lock in the same order as the PSP side (customer, then debtor, then invoice/claim/case) so the two
+  // never deadlock. The debtor matters since a case may hold the invoices of the same person's
+  // customers at other PSPs, whose events lock only their own customer (src/ledger/debtors.ts).
+  if (found) await sql.query(`SELECT d.id FROM customers c JOIN debtors d ON d.id = c.debtor_id WHERE c.id = $1 FOR UPDATE OF c, d`, [found.customer_id]);
+  const kase = found
+    ? (await sql.query<CaseRow>(`SELECT * FROM cases WHERE partner_id = $1 AND (partner_ref = $2 OR id = $3) FOR UPDATE`, [partnerId, u.caseId, u.caseReference])).rows[0]
+    : undefined;
+  if (!kase) {
+    await sql.query(`UPDATE partner_updates SET status = 'failed', error = $2 WHERE id = $1`, [id, `no case ${u.caseId} (${u.caseReference}) at ${partnerId}`]);
+    return { outcome: 'unknown case' };
+  }
+  let applied = false;
+  if (u.claimReference) {
+    const claim = (await sql.query<ClaimRow>(`SELECT * FROM claims WHERE id = $1 AND case_id = $2 FOR UPDATE`, [u.claimReference, kase.id])).rows[0];
+    if (!claim) {
+      await sql.query(`UPDATE partner_updates SET status = 'failed', error = $2 WHERE id = $1`, [id, `no claim ${u.claimReference} on case ${kase.id}`]);
+      return { outcome: 'unknown claim' };
+    }
+    applied = await applyToClaim(sql, claim, u, partnerId, now);
+    // The case follows its claims (src/ledger/case-status.ts): progress too, not only an end.
+    if (applied) await refreshCaseStatus(sql, kase.id, now, partnerId);
+  } else if (isNewer(u, { at: kase.last_update_at, seq: kase.last_update_seq }) && !(TERMINAL.includes(kase.status) && !TERMINAL.includes(u.status))) {
+    // (A case whose claims have all ended is not reopened by an older or progress-only case update.)
+    applied = true;
+    const closing = TERMINAL.includes(u.status);
+    await sql.query(
+      `UPDATE cases SET status = $2, resolution = COALESCE($3, resolution), last_update_at = $4, last_update_seq = $5, updated_at = $6,
+         closed_at = CASE WHEN $7 THEN $6 ELSE closed_at END WHERE id = $1`,
+      [kase.id, u.status, u.reason ?? null, new Date(u.occurredAt), u.seq, now, closing],
+    );
+    await addHistory(sql, { merchantId: kase.merchant_id, entity: 'case', entityId: kase.id, status: u.status, reason: u.reason ?? null, source: partnerId, occurredAt: u.occurredAt, detail: { updateId: u.id, seq: u.seq, note: u.note } }, now);
+    // A case-wide status holds for every claim still open whose own news is older.
+    const claims = (await sql.query<ClaimRow>(`SELECT * FROM claims WHERE case_id = $1 AND status NOT IN ('paid','withdrawn','uncollectible','closed') FOR UPDATE`, [kase.id])).rows;
+    // On a case of one claim the case's amount is that claim's: applied as the claim's own, so an
+    // update that overtakes the claim-level one (two workers) never shows the invoice paid with
+    // nothing collected (seen in services mode: test/e2e/stripe-to-agency.test.ts).
+    const sole = claims.length === 1 && !!u.amountCollected &&
+      Number((await sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM claims WHERE case_id = $1`, [kase.id])).rows[0].n) === 1;
+    for (const c of claims) await applyToClaim(sql, c, u, partnerId, now, !sole);
+  }
+  if (!applied) {
+    await recordExchanges(sql, [{
+      merchantId: kase.merchant_id, direction: 'in', party: partnerId, operation: `update ${u.status}`, outcome: 'stale', caseId: kase.id,
+      customerId: kase.customer_id, summary: `update ${u.id} (seq ${u.seq}, ${u.occurredAt}) is older than the state it would replace: not applied`, at: now,
+    }]);
+  }
+  return { outcome: applied ? 'applied' : 'stale', mark: { id, status: applied ? 'applied' : 'stale' } };
+}
+
+/** The metric and log line of an applied update (after its commit). */
+export function reportUpdate(ctx: HubContext, row: OutboxRow<'apply_update'>, outcome: string): void {
+  ctx.metrics.partnerUpdates.inc({ partner: row.lane, via: 'apply', outcome });
+  ctx.logger.info('partner update', { partnerUpdateId: Number(row.payload.partnerUpdateId), caseId: row.case_id, merchantId: row.merchant_id, outcome });
+}
+
+/** One apply_update row on its own (its own transaction). The hub's workers run them in batches (update-batch.ts). */
+export async function applyPartnerUpdate(ctx: HubContext, row: OutboxRow<'apply_update'>): Promise<void> {
   const id = Number(row.payload.partnerUpdateId);
   const now = ctx.clock.now();
-  const outcome = await ctx.commit(async (sql) => {
-    const stored = (await sql.query<{ partner_id: string; payload: AgencyUpdate; status: string }>(`SELECT partner_id, payload, status FROM partner_updates WHERE id = $1 FOR UPDATE`, [id])).rows[0];
-    if (!stored) throw new Permanent(`partner update ${id} not found`);
-    if (stored.status !== 'received') {
-      await completeRow(sql, row.id, now);
-      return stored.status;
-    }
-    const u = stored.payload;
-    const partnerId = stored.partner_id;
-    // Only a case this partner holds: one agency can never touch another's cases (tenant safety).
-    const found = (await sql.query<{ customer_id: string }>(`SELECT customer_id FROM cases WHERE partner_id = $1 AND (partner_ref = $2 OR id = $3)`, [partnerId, u.caseId, u.caseReference])).rows[0];
-    // Lock in the same order as the PSP side (customer, then debtor, then invoice/claim/case) so the two
-    // never deadlock. The debtor matters since a case may hold the invoices of the same person's
-    // customers at other PSPs, whose events lock only their own customer (src/ledger/debtors.ts).
-    if (found) await sql.query(`SELECT id FROM customers WHERE id = $1 FOR UPDATE`, [found.customer_id]);
-    if (found) await sql.query(`SELECT d.id FROM debtors d JOIN customers c ON c.debtor_id = d.id WHERE c.id = $1 FOR UPDATE OF d`, [found.customer_id]);
-    const kase = found
-      ? (await sql.query<CaseRow>(`SELECT * FROM cases WHERE partner_id = $1 AND (partner_ref = $2 OR id = $3) FOR UPDATE`, [partnerId, u.caseId, u.caseReference])).rows[0]
-      : undefined;
-    if (!kase) {
-      await sql.query(`UPDATE partner_updates SET status = 'failed', error = $2 WHERE id = $1`, [id, `no case ${u.caseId} (${u.caseReference}) at ${partnerId}`]);
-      await completeRow(sql, row.id, now);
-      return 'unknown case';
-    }
-    let applied = false;
-    if (u.claimReference) {
-      const claim = (await sql.query<ClaimRow>(`SELECT * FROM claims WHERE id = $1 AND case_id = $2 FOR UPDATE`, [u.claimReference, kase.id])).rows[0];
-      if (!claim) {
-        await sql.query(`UPDATE partner_updates SET status = 'failed', error = $2 WHERE id = $1`, [id, `no claim ${u.claimReference} on case ${kase.id}`]);
-        await completeRow(sql, row.id, now);
-        return 'unknown claim';
-      }
-      applied = await applyToClaim(sql, claim, u, partnerId, now);
-      // The case follows its claims (src/ledger/case-status.ts): progress too, not only an end.
-      if (applied) await refreshCaseStatus(sql, kase.id, now, partnerId);
-    } else if (isNewer(u, { at: kase.last_update_at, seq: kase.last_update_seq }) && !(TERMINAL.includes(kase.status) && !TERMINAL.includes(u.status))) {
-      // (A case whose claims have all ended is not reopened by an older or progress-only case update.)
-      applied = true;
-      const closing = TERMINAL.includes(u.status);
-      await sql.query(
-        `UPDATE cases SET status = $2, resolution = COALESCE($3, resolution), last_update_at = $4, last_update_seq = $5, updated_at = $6,
-           closed_at = CASE WHEN $7 THEN $6 ELSE closed_at END WHERE id = $1`,
-        [kase.id, u.status, u.reason ?? null, new Date(u.occurredAt), u.seq, now, closing],
-      );
-      await addHistory(sql, { merchantId: kase.merchant_id, entity: 'case', entityId: kase.id, status: u.status, reason: u.reason ?? null, source: partnerId, occurredAt: u.occurredAt, detail: { updateId: u.id, seq: u.seq, note: u.note } }, now);
-      // A case-wide status holds for every claim still open whose own news is older.
-      const claims = (await sql.query<ClaimRow>(`SELECT * FROM claims WHERE case_id = $1 AND status NOT IN ('paid','withdrawn','uncollectible','closed') FOR UPDATE`, [kase.id])).rows;
-      // On a case of one claim the case's amount is that claim's: applied as the claim's own, so an
-      // update that overtakes the claim-level one (two workers) never shows the invoice paid with
-      // nothing collected (seen in services mode: test/e2e/stripe-to-agency.test.ts).
-      const sole = claims.length === 1 && !!u.amountCollected &&
-        Number((await sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM claims WHERE case_id = $1`, [kase.id])).rows[0].n) === 1;
-      for (const c of claims) await applyToClaim(sql, c, u, partnerId, now, !sole);
-    }
-    await sql.query(`UPDATE partner_updates SET status = $2, applied_at = $3 WHERE id = $1`, [id, applied ? 'applied' : 'stale', now]);
-    if (!applied) {
-      await recordExchanges(sql, [{
-        merchantId: kase.merchant_id, direction: 'in', party: partnerId, operation: `update ${u.status}`, outcome: 'stale', caseId: kase.id,
-        customerId: kase.customer_id, summary: `update ${u.id} (seq ${u.seq}, ${u.occurredAt}) is older than the state it would replace: not applied`, at: now,
-      }]);
-    }
+  const { outcome } = await ctx.commit(async (sql) => {
+    const out = await applyUpdate(sql, id, now);
+    if (out.mark) await markUpdates(sql, [out.mark], now);
     await completeRow(sql, row.id, now);
-    return applied ? 'applied' : 'stale';
+    return out;
   });
-  ctx.metrics.partnerUpdates.inc({ partner: row.lane, via: 'apply', outcome });
-  ctx.logger.info('partner update', { partnerUpdateId: id, caseId: row.case_id, merchantId: row.merchant_id, outcome });
+  reportUpdate(ctx, row, outcome);
 }
 
 /**

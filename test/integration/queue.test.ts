@@ -52,7 +52,7 @@ describe.each<Backend>(BACKENDS)('queue ($name)', (backend) => {
       const out: DispatchItem[] = [];
       for (let i = 0; i < n; i++) {
         // A one-row kind: process_event rows are rung as a doorbell (one message per commit) for the batch loop, which this queue test does not run.
-        const it = await addToOutbox(sql, { kind: 'handover_check', lane: 'hub', payload: { i }, idempotencyKey: `q-${tag}-${i}`, merchantId: 'acme' }, now);
+        const it = await addToOutbox(sql, { kind: 'handover_check', lane: 'hub', payload: { customerId: `q-${i}` }, idempotencyKey: `q-${tag}-${i}`, merchantId: 'acme' }, now);
         out.push(it!);
       }
       return out;

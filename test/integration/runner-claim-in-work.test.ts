@@ -1,5 +1,5 @@
 /**
- * The hub's own one-row stages (handover_check, apply_update) are claimed inside their
+ * The hub's own one-row stage that makes no call out (handover_check) is claimed inside its
  * work transaction (src/outbox/runner.ts, CLAIMED_IN_WORK): one commit per row instead of a claim
  * and then the work. What must still hold, over both backends: a row's work commits once; a
  * failure leaves nothing of the work and counts as one attempt (retry, dead letter); a worker
@@ -14,16 +14,12 @@ import { Permanent } from '../../src/pipeline/errors';
 import { DatabaseUnavailable } from '../../src/store/db';
 import { createLogger } from '../../src/observability/logger';
 import { createMetrics } from '../../src/observability/metrics';
-import { applyPartnerUpdate } from '../../src/sync/partner-updates';
 import type { Dispatcher } from '../../src/queue/dispatcher';
 import { waitFor } from '../support/services';
 import { BACKENDS, type Backend, type BackendEnv } from './backends';
 
-// Only the stage's own work is scripted; claiming, completing and settling are the real runner's.
-jest.mock('../../src/sync/partner-updates', () => ({
-  ...jest.requireActual('../../src/sync/partner-updates'),
-  applyPartnerUpdate: jest.fn(),
-}));
+// Only the stage's own work is scripted (given to the runner in its registry); claiming,
+// completing and settling are the real runner's.
 
 type Step = 'ok' | 'fail' | 'permanent' | 'db-lost' | 'slow';
 const script = new Map<string, Step[]>();
@@ -34,7 +30,7 @@ let outside: BackendEnv['db'] | null = null;
 /** Released by the test while a 'slow' step holds its transaction open. */
 let releaseSlow: () => void = () => undefined;
 
-(applyPartnerUpdate as jest.MockedFunction<typeof applyPartnerUpdate>).mockImplementation(async (ctx: HubContext, row: OutboxRow) => {
+async function scriptedStage(ctx: HubContext, row: OutboxRow): Promise<void> {
   const key = row.idempotency_key;
   stageCalls.set(key, (stageCalls.get(key) ?? 0) + 1);
   const step = script.get(key)?.shift() ?? 'ok';
@@ -48,11 +44,11 @@ let releaseSlow: () => void = () => undefined;
     }
     if (step === 'slow') await new Promise<void>((resolve) => (releaseSlow = resolve));
     if (step === 'fail') throw new Error('constraint trouble');
-    if (step === 'permanent') throw new Permanent('partner update 7 not found');
+    if (step === 'permanent') throw new Permanent('customer cust_7 not found');
     if (step === 'db-lost') throw new DatabaseUnavailable(new Error('Connection terminated unexpectedly'));
     await completeRow(sql, row.id, ctx.clock.now());
   });
-});
+}
 
 let seq = 0;
 
@@ -95,14 +91,14 @@ describe.each<Backend>(BACKENDS)('claimed in the work transaction ($name)', (bac
       metrics: createMetrics(),
     } as unknown as HubContext;
     ctx.commit = async (fn) => env.db.tx((sql) => fn(sql, { add: async () => undefined }));
-    await dispatcher.startWorkers(['hub'], createOutboxRunner(ctx, HUB_STAGES), 4);
+    await dispatcher.startWorkers(['hub'], createOutboxRunner(ctx, { ...HUB_STAGES, stages: { ...HUB_STAGES.stages, handover_check: scriptedStage } }), 4);
     return ctx;
   }
 
   async function addUpdateRow(steps: Step[]): Promise<DispatchItem & { key: string }> {
     const key = `upd-${backend.mode}-${Date.now().toString(36)}-${++seq}`;
     const item = await env.db.tx((sql) =>
-      addToOutbox(sql, { kind: 'apply_update', lane: 'hub', payload: { partnerUpdateId: 7 }, idempotencyKey: key }, new Date()),
+      addToOutbox(sql, { kind: 'handover_check', lane: 'hub', payload: { customerId: 'cust_7' }, idempotencyKey: key }, new Date()),
     );
     script.set(key, [...steps]);
     return { ...item!, key };
@@ -125,9 +121,9 @@ describe.each<Backend>(BACKENDS)('claimed in the work transaction ($name)', (bac
     );
   }
 
-  it('covers exactly the hub stages that make no call out (process_event is worked in batches: event-batch.test.ts)', () => {
-    expect([...CLAIMED_IN_WORK].sort()).toEqual(['apply_update', 'handover_check']);
-    expect(Object.keys(HUB_STAGES.batches)).toEqual(['process_event']);
+  it('covers exactly the hub stage that makes no call out and is not batched (process_event and apply_update are worked in batches: event-batch.test.ts, update-batch.test.ts)', () => {
+    expect([...CLAIMED_IN_WORK].sort()).toEqual(['handover_check']);
+    expect(Object.keys(HUB_STAGES.batches).sort()).toEqual(['apply_update', 'process_event']);
   });
 
   maybe('a row is done in one transaction: while it works the row is pending and locked, never in flight', async () => {
@@ -159,7 +155,7 @@ describe.each<Backend>(BACKENDS)('claimed in the work transaction ($name)', (bac
     const item = await addUpdateRow(['permanent']);
     await ctx.dispatcher.dispatch([item]);
     const row = await settle(ctx, item.id, 'dead');
-    expect(row).toMatchObject({ status: 'dead', attempts: 1, last_error: 'partner update 7 not found', locked_until: null });
+    expect(row).toMatchObject({ status: 'dead', attempts: 1, last_error: 'customer cust_7 not found', locked_until: null });
     expect(await committedWork(item.key)).toBe(0);
   });
 

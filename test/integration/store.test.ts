@@ -34,11 +34,11 @@ const key = (what: string) => `${what}-${Date.now().toString(36)}-${++seq}`;
 const row = (over: Partial<OutboxInput> = {}): OutboxInput => ({
   kind: 'agency.create_case',
   lane: 'partner.refagency',
-  payload: { caseId: 'case_1' },
+  payload: { caseId: 'case_1', claimIds: [] },
   idempotencyKey: key('ob'),
   merchantId: 'acme',
   ...over,
-});
+}) as OutboxInput;
 
 /** The statement ingress runs for every event (src/http/webhooks.ts), verbatim. */
 const INGRESS_SQL = `INSERT INTO inbound_events (merchant_id, provider, provider_event_id, event_type, occurred_at, payload, received_at)
@@ -149,7 +149,7 @@ describe.each<Backend>(BACKENDS)('store and outbox ($name)', (backend) => {
       const now = new Date();
       const input = row();
       const first = await add(input, now);
-      const second = await add({ ...input, payload: { caseId: 'other' } }, now);
+      const second = await add({ ...input, payload: { caseId: 'other', claimIds: [] } } as OutboxInput, now);
       expect(first).toEqual({ id: expect.any(Number), lane: 'partner.refagency', dueAt: now, attempt: 0, kind: 'agency.create_case' });
       expect(second).toBeNull();
       const rows = await env.db.query<OutboxRow>('SELECT * FROM outbox WHERE idempotency_key = $1', [input.idempotencyKey]);

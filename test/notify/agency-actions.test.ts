@@ -8,7 +8,7 @@
  */
 import { deliverHold, deliverResume } from '../../src/delivery/agency-actions';
 import { Defer, Permanent } from '../../src/pipeline/errors';
-import { addToOutbox, type OutboxRow } from '../../src/outbox/outbox';
+import { addToOutbox, type StoredOutboxRow } from '../../src/outbox/outbox';
 import type { CaseAction } from '../../src/delivery/agency-actions';
 import type { CallContext } from '../../connectors/agency/types';
 import { claim, notifyHub, seedInvoice, type NotifyHub } from './support';
@@ -31,9 +31,9 @@ describe('hold and resume stages', () => {
     await h?.stop();
   });
 
-  async function row(kind: 'agency.hold' | 'agency.resume', s: { caseId: string | null; claimId: string | null; invoiceId: string }, key: string): Promise<OutboxRow> {
+  async function row(kind: 'agency.hold' | 'agency.resume', s: { caseId: string | null; claimId: string | null; invoiceId: string }, key: string): Promise<StoredOutboxRow> {
     const item = await h.ctx.db.tx((sql) =>
-      addToOutbox(sql, { kind: kind as never, lane: 'partner.refagency', payload: { caseId: s.caseId, claimId: s.claimId, reason: 'customer called: paying next week' }, idempotencyKey: key, merchantId: 'acme', invoiceId: s.invoiceId, caseId: s.caseId }, new Date()),
+      addToOutbox(sql, { kind: kind as never, lane: 'partner.refagency', payload: { caseId: s.caseId, claimId: s.claimId, reason: 'customer called: paying next week' } as never, idempotencyKey: key, merchantId: 'acme', invoiceId: s.invoiceId, caseId: s.caseId }, new Date()),
     );
     return claim(h.ctx, item!.id);
   }

@@ -13,7 +13,7 @@ import { createPglite } from '../../src/store/pglite';
 import type { Database } from '../../src/store/db';
 import type { HubContext } from '../../src/context';
 import { addHistory, type HistoryEntry } from '../../src/ledger/history';
-import { claimRow, type OutboxRow } from '../../src/outbox/outbox';
+import { claimRow, type StoredOutboxRow } from '../../src/outbox/outbox';
 import { newId } from '../../src/domain/ids';
 import { testConfigYaml } from '../support/stack';
 
@@ -95,12 +95,12 @@ export async function history(ctx: HubContext, e: Omit<HistoryEntry, 'occurredAt
 }
 
 /** Outbox rows of a kind, oldest first. */
-export async function outboxRows(ctx: HubContext, kind: string): Promise<OutboxRow[]> {
-  return (await ctx.db.query<OutboxRow>(`SELECT * FROM outbox WHERE kind = $1 ORDER BY id`, [kind])).rows;
+export async function outboxRows(ctx: HubContext, kind: string): Promise<StoredOutboxRow[]> {
+  return (await ctx.db.query<StoredOutboxRow>(`SELECT * FROM outbox WHERE kind = $1 ORDER BY id`, [kind])).rows;
 }
 
 /** Claim a row as the runner does (in flight, attempt counted); throws if it cannot be claimed. */
-export async function claim(ctx: HubContext, id: number): Promise<OutboxRow> {
+export async function claim(ctx: HubContext, id: number): Promise<StoredOutboxRow> {
   const row = await ctx.db.tx((sql) => claimRow(sql, id, new Date(), 30_000));
   if (!row) throw new Error(`outbox row ${id} could not be claimed`);
   return row;

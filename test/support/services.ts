@@ -81,3 +81,14 @@ export async function waitFor<T>(fn: () => Promise<T | undefined | null | false>
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/**
+ * `it` for a test that needs PostgreSQL and Redis (probed once by ./global-setup.ts): skipped —
+ * and reported as skipped — when they are missing outside CI; failing under CI=true.
+ */
+export function servicesIt(name: string, fn: () => Promise<void>, timeout?: number): void {
+  const up = process.env.TEST_POSTGRES_UP !== '0' && process.env.TEST_REDIS_UP !== '0';
+  if (up) it(name, fn, timeout);
+  else if (process.env.CI === 'true') it(name, () => Promise.reject(new Error('PostgreSQL and Redis are required under CI')));
+  else it.skip(name, fn, timeout);
+}

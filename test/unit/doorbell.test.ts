@@ -21,8 +21,13 @@ describe('doorbell', () => {
   });
 
   it('leaves other kinds, and items without a kind, one message each', () => {
-    const input = [item(1, 'apply_update'), item(2, 'apply_update'), item(3, 'agency.create_case', 0, 'partner.refagency'), { id: 4, lane: 'hub', dueAt: new Date(NOW), attempt: 0 }];
+    const input = [item(1, 'handover_check'), item(2, 'handover_check'), item(3, 'agency.create_case', 0, 'partner.refagency'), { id: 4, lane: 'hub', dueAt: new Date(NOW), attempt: 0 }];
     expect(doorbell(input, NOW)).toEqual(input);
+  });
+
+  it('rings once per kind: a commit of events and agency updates is one message for each batch loop', () => {
+    const out = doorbell([item(1, 'process_event'), item(2, 'apply_update'), item(3, 'process_event'), item(4, 'apply_update')], NOW);
+    expect(out.map((x) => [x.id, x.kind]).sort()).toEqual([[3, 'process_event'], [4, 'apply_update']]);
   });
 
   it('an empty list stays empty', () => {

@@ -118,7 +118,7 @@ async function runCheck(customerId: string, at: Date) {
     merchants: new Map([[merchant.id, merchant]]),
     commit: makeCommit(db, dispatcher, clock),
   } as unknown as HubContext;
-  await runHandoverCheck(ctx, { id: -1, payload: { customerId }, merchant_id: merchant.id, kind: 'handover_check', lane: 'hub' } as OutboxRow);
+  await runHandoverCheck(ctx, { id: -1, payload: { customerId }, merchant_id: merchant.id, kind: 'handover_check', lane: 'hub' } as OutboxRow<'handover_check'>);
   const cases = (await db.query<{ id: string; status: string }>(`SELECT id, status FROM cases WHERE customer_id = $1`, [customerId])).rows;
   const claims = (await db.query<{ invoice_id: string; principal: string }>(`SELECT invoice_id, principal FROM claims WHERE merchant_id = 'acme' AND case_id = ANY($1::text[])`, [cases.map((c) => c.id)])).rows;
   return { cases, claims };

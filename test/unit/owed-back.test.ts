@@ -106,7 +106,7 @@ async function handedOver(r: Refs) {
   await apply(failed(r, T1), after(0));
   const inv = await invoiceOf(r);
   const customerId = (await db.query<{ customer_id: string }>(`SELECT customer_id FROM invoices WHERE id = $1`, [inv.id])).rows[0].customer_id;
-  await runHandoverCheck(ctx, { id: -1, payload: { customerId }, merchant_id: 'acme', kind: 'handover_check', lane: 'hub' } as OutboxRow);
+  await runHandoverCheck(ctx, { id: -1, payload: { customerId }, merchant_id: 'acme', kind: 'handover_check', lane: 'hub' } as OutboxRow<'handover_check'>);
   const claim = await claimOf(inv.id);
   expect(claim.status).toBe('submitted');
   await db.query(`UPDATE cases SET partner_ref = $2 WHERE id = $1`, [claim.case_id, `AG-${r.invoice}`]);
@@ -119,7 +119,7 @@ async function agencyUpdate(claim: { id: string; case_id: string }, r: Refs, ove
   u++;
   const upd: AgencyUpdate = { id: `upd_O${u}`, seq: u, caseId: `AG-${r.invoice}`, caseReference: claim.case_id, claimReference: claim.id, ...over };
   const stored = (await db.query<{ id: number }>(`INSERT INTO partner_updates (partner_id, update_id, via, payload) VALUES ('refagency',$1,'push',$2) RETURNING id`, [upd.id, JSON.stringify(upd)])).rows[0];
-  const row = (await db.query<OutboxRow>(
+  const row = (await db.query<OutboxRow<'apply_update'>>(
     `INSERT INTO outbox (kind, lane, payload, idempotency_key, status) VALUES ('apply_update','hub',$1,$2,'in_flight') RETURNING *`,
     [JSON.stringify({ partnerUpdateId: stored.id }), `update-refagency-${upd.id}`],
   )).rows[0];

@@ -111,7 +111,7 @@ describe('applyPartnerUpdate through the database', () => {
       `INSERT INTO partner_updates (partner_id, update_id, via, payload) VALUES ($1,$2,'push',$3) RETURNING id`,
       [partnerId, upd.id, JSON.stringify(upd)],
     )).rows[0];
-    const row = (await db.query<OutboxRow>(
+    const row = (await db.query<OutboxRow<'apply_update'>>(
       `INSERT INTO outbox (kind, lane, payload, idempotency_key, status) VALUES ('apply_update','hub',$1,$2,'in_flight') RETURNING *`,
       [JSON.stringify({ partnerUpdateId: stored.id }), `update-${partnerId}-${upd.id}`],
     )).rows[0];
@@ -175,7 +175,7 @@ describe('applyPartnerUpdate through the database', () => {
     const upd = update(s, { status: 'in_collection', occurredAt: t(1), seq: 1 });
     expect(await deliver(upd)).toBe('applied');
     const id = (await db.query<{ id: number }>(`SELECT id FROM partner_updates WHERE update_id = $1`, [upd.id])).rows[0].id;
-    const again = (await db.query<OutboxRow>(
+    const again = (await db.query<OutboxRow<'apply_update'>>(
       `INSERT INTO outbox (kind, lane, payload, idempotency_key, status) VALUES ('apply_update','hub',$1,$2,'in_flight') RETURNING *`,
       [JSON.stringify({ partnerUpdateId: id }), `again-${upd.id}`],
     )).rows[0];

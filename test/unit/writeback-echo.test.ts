@@ -90,7 +90,7 @@ async function handedOver(r: Refs, opts: { collected?: 'paid' | 'uncollectible';
     clock, logger: createLogger({ silent: true }), metrics: createMetrics(), merchants: new Map([[merchant.id, merchant]]),
     commit: makeCommit(db, { dispatch: async () => undefined } as unknown as Dispatcher, clock),
   } as unknown as HubContext;
-  await runHandoverCheck(ctx, { id: -1, payload: { customerId: inv.customer_id }, merchant_id: 'acme', kind: 'handover_check', lane: 'hub' } as OutboxRow);
+  await runHandoverCheck(ctx, { id: -1, payload: { customerId: inv.customer_id }, merchant_id: 'acme', kind: 'handover_check', lane: 'hub' } as OutboxRow<'handover_check'>);
   const claim = (await db.query<{ id: string; case_id: string }>(`SELECT id, case_id FROM claims WHERE invoice_id = $1`, [inv.id])).rows[0];
   expect(claim).toBeDefined();
   if (opts.collected === 'paid') {
@@ -104,7 +104,7 @@ async function handedOver(r: Refs, opts: { collected?: 'paid' | 'uncollectible';
   if (opts.writeBack) {
     const rowKey = `writeback-test-${r.invoice}`;
     await db.tx(async (sql) => {
-      const item = await addToOutbox(sql, { kind: 'psp.writeback', lane: 'psp.stripe', payload: { invoiceId: inv.id, provider: 'stripe', ref: r.invoice, action: opts.writeBack }, idempotencyKey: rowKey, merchantId: 'acme', customerId: inv.customer_id, invoiceId: inv.id }, after(20));
+      const item = await addToOutbox(sql, { kind: 'psp.writeback', lane: 'psp.stripe', payload: { historyId: 0, invoiceId: inv.id, provider: 'stripe', ref: r.invoice, action: opts.writeBack! }, idempotencyKey: rowKey, merchantId: 'acme', customerId: inv.customer_id, invoiceId: inv.id }, after(20));
       await sql.query(`UPDATE outbox SET status = $2 WHERE id = $1`, [item!.id, opts.writeBackStatus ?? 'done']);
     });
     key = writeBackIdempotencyKey(rowKey);

@@ -1,0 +1,45 @@
+/**
+ * A batch's held-back history (src/ledger/history.ts deferHistory, issue 14): rows written through
+ * the batch's handle are not in the table until flushed, are then written in the order they were
+ * added (one statement), and a read that flushes first (flushHistory) sees every one of them.
+ */
+import { createPglite } from '../../src/store/pglite';
+import { migrate } from '../../src/store/migrate';
+import type { Database } from '../../src/store/db';
+import { addHistory, addHistoryRows, deferHistory, flushHistory } from '../../src/ledger/history';
+
+let db: Database;
+beforeAll(async () => {
+  db = await createPglite();
+  await migrate(db);
+});
+afterAll(async () => {
+  await db.close();
+});
+
+const entry = (entityId: string, status: string) => ({ merchantId: 'acme', entity: 'invoice' as const, entityId, status, source: 'stripe', occurredAt: '2026-01-01T00:00:00Z' });
+const rowsOf = (sql: { query: Database['query'] }, id: string) =>
+  sql.query<{ status: string }>(`SELECT status FROM status_history WHERE entity_id = $1 ORDER BY id`, [id]).then((r) => r.rows.map((x) => x.status));
+
+it('holds rows back until flushed, then writes them in the order they were added; a flushing read sees them all', async () => {
+  const now = new Date();
+  await db.tx(async (tx) => {
+    const held = deferHistory(tx);
+    await addHistory(held.sql, entry('inv_dh1', 'payment_failed'), now);
+    await addHistoryRows(held.sql, [entry('inv_dh1', 'pending_handover'), entry('inv_dh1', 'disputed')], now);
+    expect(await rowsOf(tx, 'inv_dh1')).toEqual([]);
+    await flushHistory(held.sql);
+    expect(await rowsOf(tx, 'inv_dh1')).toEqual(['payment_failed', 'pending_handover', 'disputed']);
+    await addHistory(held.sql, entry('inv_dh1', 'won'), now);
+    await held.flush();
+    await held.flush(); // nothing left: writes nothing twice
+  });
+  expect(await rowsOf(db, 'inv_dh1')).toEqual(['payment_failed', 'pending_handover', 'disputed', 'won']);
+});
+
+it('writes at once through any other handle', async () => {
+  await db.tx(async (tx) => {
+    await addHistory(tx, entry('inv_dh2', 'payment_failed'), new Date());
+    expect(await rowsOf(tx, 'inv_dh2')).toEqual(['payment_failed']);
+  });
+});
