@@ -30,6 +30,7 @@ import { createApp } from './http/app';
 import { createHttpServer, createMetricsApp, DEFAULT_HTTP_SETTINGS } from './http/server';
 import { installDashboard } from './dashboard';
 import { notifyFromHistory } from './notify/scanner';
+import { scannerWake, type ScannerWake } from './notify/wake';
 import { COUNTRY_RULES_FILE, loadCountryRules } from './policy/country-rules';
 import { purgeExpired } from './privacy/retention';
 import { sweepFinishedRows, vacuumEmbedded } from './outbox/sweep';
@@ -140,6 +141,7 @@ export async function createHub(opts: HubOptions): Promise<Hub> {
   }
 
   let runner: OutboxRunner | null = null;
+  let scanner: ScannerWake | null = null;
 
   /** One pass of the retention purge; a failure is logged and tried again at the next pass. */
   async function purgeNow() {
@@ -223,7 +225,9 @@ export async function createHub(opts: HubOptions): Promise<Hub> {
       void backfillIdentifierHashes(db, identifiers, clock.now())
         .then((n) => (n ? logger.info('identifier hashes backfilled for screening', { customers: n }) : undefined))
         .catch((err) => logger.warn('identifier hash backfill failed; it runs again at the next start', { error: (err as Error).message }));
-      runner = createOutboxRunner(ctx, HUB_STAGES);
+      // Status changes reach the merchant within ~100 ms of their commit, not at the next reconcile (src/notify/wake.ts).
+      scanner = scannerWake(() => notifyFromHistory(ctx, { recheck: false }));
+      runner = createOutboxRunner(ctx, HUB_STAGES, { afterCommit: () => scanner?.wake() });
       await dispatcher.startWorkers(['hub', ...[...partners.keys()].map(partnerLane), ...notifyLanes(config)], runner, config.delivery.concurrency);
       await reconcileNow();
       const reconcile = setInterval(() => void (stopping ? undefined : reconcileNow()), config.delivery.reconcileEverySeconds * 1000);
@@ -248,6 +252,7 @@ export async function createHub(opts: HubOptions): Promise<Hub> {
       if (stopping) return;
       stopping = true;
       for (const t of timers) clearInterval(t);
+      scanner?.stop();
       runner?.stop();
       for (const s of [server, metricsServer]) {
         if (!s) continue;

@@ -229,7 +229,11 @@ export async function scanStatusHistory(ctx: HubContext, opts: { limit?: number 
  * The reconciler's call: scan page after page until caught up (or MAX_PAGES). Never throws — a
  * failed pass is logged and the next reconcile tries again from the same cursor.
  */
-export async function notifyFromHistory(ctx: HubContext): Promise<ScanResult> {
+/**
+ * Scan what is new (up to MAX_PAGES pages) and, unless `recheck` is false (a wake-up after a
+ * commit: src/notify/wake.ts), re-check the flags whose windows moved.
+ */
+export async function notifyFromHistory(ctx: HubContext, opts: { recheck?: boolean } = {}): Promise<ScanResult> {
   const total: ScanResult = { scanned: 0, webhooks: 0, writeBacks: 0, flagChanges: 0, busy: false };
   try {
     for (let page = 0; page < MAX_PAGES; page++) {
@@ -241,7 +245,7 @@ export async function notifyFromHistory(ctx: HubContext): Promise<ScanResult> {
       total.busy ||= r.busy;
       if (r.busy || r.scanned < PAGE) break;
     }
-    if (!total.busy) total.flagChanges! += await recheckDueFlags(ctx);
+    if (!total.busy && opts.recheck !== false) total.flagChanges! += await recheckDueFlags(ctx);
     if (total.webhooks || total.writeBacks || total.flagChanges) ctx.logger.debug('notifications owed from status history', { ...total });
   } catch (err) {
     ctx.logger.warn('status history scan failed; the next reconcile tries again', { error: (err as Error).message });

@@ -83,7 +83,16 @@ export interface OutboxRunner {
  * kinds are worked in batches (a message for one of their rows only wakes its batch loop, which
  * claims whatever is due of that kind): the hub passes HUB_STAGES (./stages.ts), a test its own.
  */
-export function createOutboxRunner(ctx: HubContext, registry: StageRegistry): OutboxRunner {
+export interface RunnerHooks {
+  /**
+   * Called after work of this runner committed (a batch pass that completed rows, a row done): the
+   * hub wakes its notification scanner with it, so a status change reaches the merchant's webhook
+   * without waiting for the reconcile interval. Must not throw or block.
+   */
+  afterCommit?: () => void;
+}
+
+export function createOutboxRunner(ctx: HubContext, registry: StageRegistry, hooks: RunnerHooks = {}): OutboxRunner {
   const STAGES = registry.stages;
   /** The stage of a row's kind (the registry pairs each kind with a stage of that kind's rows). */
   const stageOf = (row: OutboxRow) => STAGES[row.kind] as Stage;
@@ -198,6 +207,7 @@ export function createOutboxRunner(ctx: HubContext, registry: StageRegistry): Ou
         return;
       }
       ctx.metrics.deliveries.inc({ kind: row.kind, outcome: 'done' });
+      hooks.afterCommit?.();
     } catch (err) {
       if (err instanceof NotClaimable) return;
       if (claimed) {
@@ -266,6 +276,7 @@ export function createOutboxRunner(ctx: HubContext, registry: StageRegistry): Ou
         doneIds.set(Number(row.id), true);
         ctx.metrics.deliveries.inc({ kind: row.kind, outcome: 'done' });
       }
+      if (out.done.length) hooks.afterCommit?.();
       while (doneIds.size > 20_000) doneIds.delete(doneIds.keys().next().value as number);
       for (const row of out.abandoned) abandoned.set(Number(row.id), row.locked_until ? new Date(row.locked_until) : null);
       for (const { row, error } of out.failed) {
@@ -365,6 +376,7 @@ export function createOutboxRunner(ctx: HubContext, registry: StageRegistry): Ou
       // row, a dead worker's row is free within a lease. row.locked_until follows each renewal.
       await withLeaseHeartbeat(ctx, row, () => stage(ctx, row));
       ctx.metrics.deliveries.inc({ kind: row.kind, outcome: 'done' });
+      hooks.afterCommit?.();
       freeUnusedProbe(row);
       await afterFinish(row);
     } catch (err) {

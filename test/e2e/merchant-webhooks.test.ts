@@ -89,3 +89,32 @@ describe.each<Mode>(['embedded', 'services'])('merchant webhooks (%s mode)', (mo
     expect(attempts[0].outcome).toBe('retrying');
   }, 90_000);
 });
+
+// The scanner is woken by the work it scans (src/notify/wake.ts, issue 14): with the reconciler
+// an hour apart, a status change still reaches the merchant — only the wake-up after the commit
+// can have scanned it.
+describe('merchant webhooks without the reconciler (embedded mode)', () => {
+  let stack: Stack;
+  let receiver: Receiver;
+
+  beforeAll(async () => {
+    receiver = await startReceiver();
+    stack = await startStack({ mode: 'embedded', delivery: { reconcileEverySeconds: 3600 }, acmeExtra: `    webhooks: { url: "${receiver.url}", secret: "${WEBHOOK_SECRET}" }` });
+  }, 60_000);
+  afterAll(async () => {
+    await stack?.stop();
+    await receiver?.stop();
+  });
+
+  it('a failure reaches the merchant as an event soon after its commit: the scanner is woken, not polled', async () => {
+    const t = `wk${Date.now().toString(36)}`;
+    const f = { invoice: `in_${t}`, customer: `cus_${t}`, amount: 4900, created: now() - 60, nextPaymentAttempt: null, failureCode: 'insufficient_funds' };
+    expect((await stack.sendStripe('acme', stripeEvents.paymentFailed(f))).status).toBe(200);
+    const inv = await waitFor(async () => (await stack.get(`/v1/invoices/${f.invoice}`)).body?.id as string | undefined, 15_000, 100, 'the invoice stored');
+    const event = await waitFor(
+      async () => receiver.deliveries.map((d) => JSON.parse(d.body)).find((e) => e.data?.id === inv),
+      15_000, 100, 'the merchant to hear of the failure',
+    );
+    expect(event.type).toBe('invoice.status_changed');
+  });
+});
