@@ -4,6 +4,7 @@
  * secrets never reach the table, so no reader — the JSON API, the CSV export, a backup — can show them).
  */
 import type { Sql } from '../store/db';
+import { holdBack } from '../store/deferred';
 import { redact, redactText } from '../observability/redact';
 
 export type ExchangeOutcome = 'ok' | 'duplicate' | 'ignored' | 'rejected' | 'retrying' | 'dead' | 'stale' | 'failed';
@@ -61,6 +62,12 @@ export const inboundPayloadJoin = (alias: string) =>
 
 export async function recordExchanges(sql: Sql, entries: ExchangeEntry[]): Promise<void> {
   if (!entries.length) return;
+  // Inside a batch or a group of completions: written with the others, at the end (src/store/deferred.ts).
+  if (holdBack(sql, 'exchanges', entries, insertExchanges)) return;
+  await insertExchanges(sql, entries);
+}
+
+async function insertExchanges(sql: Sql, entries: ExchangeEntry[]): Promise<void> {
   const cols = 16;
   const values: unknown[] = [];
   const rows = entries.map((e, i) => {

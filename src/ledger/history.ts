@@ -1,5 +1,6 @@
 /** Status history rows: the material of every timeline (invoice, claim, case, customer). */
 import type { Sql } from '../store/db';
+import { deferWrites, flushHeld, holdBack } from '../store/deferred';
 
 export interface HistoryEntry {
   merchantId: string;
@@ -13,27 +14,20 @@ export interface HistoryEntry {
   occurredAt: Date | string;
 }
 
-/** History rows held back by a batch's transaction (deferHistory), in the order they were added. */
-const deferred = new WeakMap<Sql, { entry: HistoryEntry; recordedAt: Date }[]>();
-
 /**
- * A batch stage's handle on its transaction (issue 14): history written through the returned
- * `sql` is held back and written by `flush` as one multi-row INSERT, in the order it was added,
- * instead of one INSERT per row. Nothing in a batch reads back what it wrote to the history
- * except through flushHistory (which writes what is held first), so every read sees every row.
+ * A batch's handle on its transaction (src/store/deferred.ts): history written through it is held
+ * back and written by `flush` as one multi-row INSERT, in the order it was added. The one read of
+ * the history inside a batch goes through flushHistory first, so it sees every row.
  */
-export function deferHistory(tx: Sql): { sql: Sql; flush(): Promise<void> } {
-  const sql: Sql = { query: (text, params) => tx.query(text, params) };
-  deferred.set(sql, []);
-  return { sql, flush: () => flushHistory(sql) };
-}
+export const deferHistory = deferWrites;
 
-/** Write the rows a batch holds back for `sql` now (before a read of status_history); a no-op elsewhere. */
-export async function flushHistory(sql: Sql): Promise<void> {
-  const held = deferred.get(sql);
-  if (!held?.length) return;
-  const rows = held.splice(0, held.length);
-  // One statement per recorded-at stamp (a batch has one: its `now`).
+/** Write the history rows a batch holds back for `sql` now (before a read of status_history); a no-op elsewhere. */
+export const flushHistory = (sql: Sql) => flushHeld(sql, 'status_history');
+
+type HeldEntry = { entry: HistoryEntry; recordedAt: Date };
+
+/** The held rows, one INSERT per recorded-at stamp (a batch has one: its `now`). */
+async function writeHeld(sql: Sql, rows: HeldEntry[]): Promise<void> {
   let start = 0;
   while (start < rows.length) {
     let end = start + 1;
@@ -44,11 +38,7 @@ export async function flushHistory(sql: Sql): Promise<void> {
 }
 
 export async function addHistory(sql: Sql, e: HistoryEntry, recordedAt: Date): Promise<void> {
-  const held = deferred.get(sql);
-  if (held) {
-    held.push({ entry: e, recordedAt });
-    return;
-  }
+  if (holdBack<HeldEntry>(sql, 'status_history', [{ entry: e, recordedAt }], writeHeld)) return;
   await sql.query(
     `INSERT INTO status_history (merchant_id, entity, entity_id, status, reason, source, detail, occurred_at, recorded_at)
      VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)`,
@@ -63,11 +53,7 @@ export async function addHistory(sql: Sql, e: HistoryEntry, recordedAt: Date): P
  */
 export async function addHistoryRows(sql: Sql, entries: HistoryEntry[], recordedAt: Date): Promise<void> {
   if (!entries.length) return;
-  const held = deferred.get(sql);
-  if (held) {
-    for (const entry of entries) held.push({ entry, recordedAt });
-    return;
-  }
+  if (holdBack<HeldEntry>(sql, 'status_history', entries.map((entry) => ({ entry, recordedAt })), writeHeld)) return;
   await insertHistoryRows(sql, entries, recordedAt);
 }
 

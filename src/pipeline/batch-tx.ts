@@ -6,8 +6,8 @@
  * - the batch's customers locked first, in a fixed order (advisory locks sorted by key), so two
  *   concurrent batches of either stage wait for each other instead of deadlocking;
  * - the writes that need no read-back deferred to the end of the transaction and written as one
- *   multi-row statement each: the outbox rows (addManyToOutbox) and the status_history rows
- *   (deferHistory, src/ledger/history.ts);
+ *   multi-row statement each: the outbox rows (addManyToOutbox), the status_history and the
+ *   exchanges rows (src/store/deferred.ts);
  * - the batch's outbox rows completed in one statement and one commit for the whole batch;
  * - no savepoint per item (hundreds of subtransactions in one transaction overflow PostgreSQL's
  *   per-backend subtransaction cache and slow every other session down): an item that throws
@@ -21,7 +21,7 @@ import type { Sql } from '../store/db';
 import { DatabaseUnavailable, isConnectionError } from '../store/db';
 import { addManyToOutbox, type DispatchItem, type OutboxInput, type OutboxRow } from '../outbox/outbox';
 import type { BatchOutcome, EventBatchOptions } from '../outbox/batch';
-import { deferHistory } from '../ledger/history';
+import { deferWrites } from '../store/deferred';
 
 /** How a batch stage applies its items; `T` is an item (its outbox row and what was loaded for it). */
 export interface TxBatchPlan<T extends { row: OutboxRow }, R> {
@@ -80,8 +80,8 @@ async function applyInOneTx<T extends { row: OutboxRow }, R>(
       taken = 0;
       const pending: OutboxInput[] = [];
       const outbox: OutboxWriter = { add: async (row) => void pending.push(row) };
-      const history = deferHistory(txSql);
-      const sql = history.sql;
+      const held = deferWrites(txSql);
+      const sql = held.sql;
       await lockCustomerKeys(sql, plan.lockKeys(items));
       if (plan.start) await plan.start(sql, items, now);
       for (const item of items) {
@@ -90,7 +90,7 @@ async function applyInOneTx<T extends { row: OutboxRow }, R>(
         applied.push({ item, result: await plan.apply(sql, outbox, item, now) });
       }
       if (plan.finish) await plan.finish(sql, applied, now);
-      await history.flush();
+      await held.flush();
       dispatch = await addManyToOutbox(txSql, pending, now);
       await completeRows(txSql, applied.map((a) => a.item.row), now);
     });

@@ -1,5 +1,5 @@
 /**
- * A batch's held-back history (src/ledger/history.ts deferHistory, issue 14): rows written through
+ * A batch's held-back writes (src/store/deferred.ts, src/ledger/history.ts deferHistory, issue 14): rows written through
  * the batch's handle are not in the table until flushed, are then written in the order they were
  * added (one statement), and a read that flushes first (flushHistory) sees every one of them.
  */
@@ -42,4 +42,24 @@ it('writes at once through any other handle', async () => {
     await addHistory(tx, entry('inv_dh2', 'payment_failed'), new Date());
     expect(await rowsOf(tx, 'inv_dh2')).toEqual(['payment_failed']);
   });
+});
+
+it('holds sync-log rows back the same way, per table, and flushes both tables', async () => {
+  const { deferWrites } = await import('../../src/store/deferred');
+  const { recordExchanges } = await import('../../src/exchanges/exchange-log');
+  const exchangesOf = (sql: { query: Database['query'] }) =>
+    sql.query<{ summary: string }>(`SELECT summary FROM exchanges WHERE case_id = 'cse_dh3' ORDER BY id`).then((r) => r.rows.map((x) => x.summary));
+  const at = new Date();
+  const ex = (summary: string) => ({ merchantId: 'acme', direction: 'in' as const, party: 'refagency', operation: 'update', outcome: 'ok' as const, caseId: 'cse_dh3', summary, at });
+  await db.tx(async (tx) => {
+    const held = deferWrites(tx);
+    await recordExchanges(held.sql, [ex('first')]);
+    await addHistory(held.sql, entry('inv_dh3', 'submitted'), at);
+    await recordExchanges(held.sql, [ex('second'), ex('third')]);
+    expect(await exchangesOf(tx)).toEqual([]);
+    expect(await rowsOf(tx, 'inv_dh3')).toEqual([]);
+    await held.flush();
+  });
+  expect(await exchangesOf(db)).toEqual(['first', 'second', 'third']);
+  expect(await rowsOf(db, 'inv_dh3')).toEqual(['submitted']);
 });
