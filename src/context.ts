@@ -45,6 +45,12 @@ export interface HubContext {
    * without waiting for the queue (see dispatchCommitted).
    */
   commit<T>(fn: (sql: Sql, outbox: OutboxWriter) => Promise<T>): Promise<T>;
+  /**
+   * Like commit, but the transaction may be shared with other callers' (a group commit:
+   * src/outbox/commit-group.ts). Only for work that writes, or reads nothing another caller writes.
+   * Absent (a test's context): commit is used.
+   */
+  commitShared?<T>(fn: (sql: Sql, outbox: OutboxWriter) => Promise<T>): Promise<T>;
 }
 
 /**

@@ -30,6 +30,7 @@ import { createApp } from './http/app';
 import { createHttpServer, createMetricsApp, DEFAULT_HTTP_SETTINGS } from './http/server';
 import { installDashboard } from './dashboard';
 import { notifyFromHistory } from './notify/scanner';
+import { createCommitGroup } from './outbox/commit-group';
 import { scannerWake, type ScannerWake } from './notify/wake';
 import { COUNTRY_RULES_FILE, loadCountryRules } from './policy/country-rules';
 import { purgeExpired } from './privacy/retention';
@@ -118,6 +119,9 @@ export async function createHub(opts: HubOptions): Promise<Hub> {
 
   const identifiers = createIdentifierHasher(config.hub.identifierHashSecret);
   const ctx: HubContext = { config, db, dispatcher, clock, logger, metrics, merchants, partners, pspMappings, signer, identifiers, commit: makeCommit(db, dispatcher, clock) };
+  // Agency-call completions and agency pushes share transactions when they come together (issue 14).
+  const shared = createCommitGroup({ db, dispatcher, now: () => clock.now() });
+  ctx.commitShared = (fn) => shared.commit(fn);
   const app = createApp(ctx, [(a) => installDashboard(a, ctx)]);
   let server: http.Server | null = null;
   let metricsServer: http.Server | null = null;

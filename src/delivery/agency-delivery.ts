@@ -140,7 +140,8 @@ async function call<T>(
   }
   breaker.record({ kind: 'answered' }, new Date(), admission.probe);
   const now = ctx.clock.now();
-  await ctx.commit(async (sql) => {
+  // Shared with other completions that come at the same time (src/outbox/commit-group.ts).
+  await (ctx.commitShared ?? ctx.commit)(async (sql) => {
     await onSuccess(sql, result, now);
     await recordExchanges(sql, exchangeEntries(row, partnerId, records, 'ok', now));
     const last = records[records.length - 1];

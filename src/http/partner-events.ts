@@ -79,7 +79,8 @@ export function partnerEventsRouter(ctx: HubContext, opts: PartnerEventsRouterOp
     // NUL and lone surrogates are valid JSON but not storable in PostgreSQL (body-guard.ts).
     const storableUpdates = updates.map((u) => storable(u));
     // A token is good for one push (src/sync/push-replay.ts): spent in the same transaction as the updates.
-    const r = await ctx.commit(async (sql, outbox) => {
+    // Shared with other pushes that come at the same time (src/outbox/commit-group.ts).
+    const r = await (ctx.commitShared ?? ctx.commit)(async (sql, outbox) => {
       if (token && !(await spendPushToken(sql, partnerId, token, now))) return null;
       return storePartnerUpdates(sql, outbox, partnerId, storableUpdates, 'push', now);
     });

@@ -6,6 +6,7 @@
 import type { Sql } from '../store/db';
 import { redact, redactText } from '../observability/redact';
 import type { OutboxPayloads } from './payloads';
+import { holdBack } from '../store/deferred';
 
 /**
  * The agency's answer and the error text are kept on the row for people (the dead letter,
@@ -186,10 +187,21 @@ export async function nextInCase(sql: Sql, row: Pick<OutboxRow, 'id' | 'lane' | 
 }
 
 export async function completeRow(sql: Sql, id: number, now: Date, response?: { status?: number; body?: unknown }): Promise<void> {
+  // In a group of completions: one statement for the group's rows, at the end (src/store/deferred.ts).
+  if (holdBack(sql, 'outbox_done', [{ id, now, status: response?.status ?? null, body: keptBody(response?.body) }], completeHeld)) return;
   await sql.query(
     `UPDATE outbox SET status = 'done', done_at = $2, updated_at = $2, locked_until = NULL, last_error = NULL,
        last_status = COALESCE($3, last_status), last_response = COALESCE($4, last_response) WHERE id = $1`,
     [id, now, response?.status ?? null, keptBody(response?.body)],
+  );
+}
+
+async function completeHeld(sql: Sql, rows: { id: number; now: Date; status: number | null; body: string | null }[]): Promise<void> {
+  await sql.query(
+    `UPDATE outbox o SET status = 'done', done_at = x.now, updated_at = x.now, locked_until = NULL, last_error = NULL,
+       last_status = COALESCE(x.status, o.last_status), last_response = COALESCE(x.body::jsonb, o.last_response)
+     FROM unnest($1::bigint[], $2::timestamptz[], $3::int[], $4::text[]) AS x(id, now, status, body) WHERE o.id = x.id`,
+    [rows.map((r) => r.id), rows.map((r) => r.now), rows.map((r) => r.status), rows.map((r) => r.body)],
   );
 }
 
