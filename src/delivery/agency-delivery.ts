@@ -28,7 +28,11 @@ interface Loaded {
 
 async function loadCase(ctx: HubContext, caseId: string): Promise<Loaded> {
   const r = await ctx.db.query<CaseRow>(`SELECT * FROM cases WHERE id = $1`, [caseId]);
-  const kase = r.rows[0];
+  return withRuntime(ctx, caseId, r.rows[0]);
+}
+
+/** The case with its merchant's settings and its partner's client, or Permanent when any is gone. */
+function withRuntime(ctx: HubContext, caseId: string, kase: CaseRow | undefined | null): Loaded {
   if (!kase) throw new Permanent(`case ${caseId} not found`);
   const merchant = ctx.merchants.get(kase.merchant_id);
   const partner = ctx.partners.get(kase.partner_id);
@@ -150,16 +154,17 @@ async function call<T>(
 }
 
 export async function deliverCreateCase(ctx: HubContext, row: OutboxRow<'agency.create_case'>): Promise<void> {
-  const { kase, merchant, partner } = await loadCase(ctx, row.payload.caseId);
   const claimIds: string[] = row.payload.claimIds;
-  // The claims, their invoices and the debtor in one read (rows ride along as JSON): a worker's
-  // time goes mostly into round trips (BENCHMARKS.md).
-  const read = (await ctx.db.query<{ claims: (ClaimRow & { inv: InvoiceRow })[]; customer: CustomerRow | null }>(
-    `SELECT COALESCE((SELECT jsonb_agg(to_jsonb(c) || jsonb_build_object('inv', to_jsonb(i)) ORDER BY c.created_at, c.id)
+  // The case, its claims, their invoices and the debtor in one read (rows ride along as JSON): a
+  // worker's time goes mostly into round trips (BENCHMARKS.md).
+  const read = (await ctx.db.query<{ kase: CaseRow | null; claims: (ClaimRow & { inv: InvoiceRow })[]; customer: CustomerRow | null }>(
+    `SELECT (SELECT to_jsonb(k) FROM cases k WHERE k.id = $2) AS kase,
+            COALESCE((SELECT jsonb_agg(to_jsonb(c) || jsonb_build_object('inv', to_jsonb(i)) ORDER BY c.created_at, c.id)
                       FROM claims c JOIN invoices i ON i.id = c.invoice_id WHERE c.id = ANY($1::text[])), '[]'::jsonb) AS claims,
-            (SELECT to_jsonb(cu) FROM customers cu WHERE cu.id = $2) AS customer`,
-    [claimIds, kase.customer_id],
+            (SELECT to_jsonb(cu) FROM customers cu WHERE cu.id = (SELECT customer_id FROM cases WHERE id = $2)) AS customer`,
+    [claimIds, row.payload.caseId],
   )).rows[0];
+  const { kase, merchant, partner } = withRuntime(ctx, row.payload.caseId, read.kase);
   const claims = read.claims;
   if (kase.partner_ref) {
     await ctx.commit((sql) => completeRow(sql, row.id, ctx.clock.now()));

@@ -8,8 +8,9 @@
  *
  * The connector says how a payment may name its invoice (`InvoiceInfo.linkKeys`, in the merchant's
  * priority order: connectors/psp/mollie/invoice-link-keys.ts). Each invoice keeps its keys
- * (table invoice_link_keys, migration 012). `decideInvoiceLink` is the pure rule; the two
- * functions below it are its SQL edges, called from the ledger's findInvoice and insertInvoice.
+ * (table invoice_link_keys, migration 012), written with the invoice (the ledger's insertInvoice).
+ * `decideInvoiceLink` is the pure rule; findLinkedInvoice below is its SQL edge, called from the
+ * ledger's findInvoice.
  *
  * The rule: the keys are tried in order; the first key that names any open invoice decides.
  * Exactly one such invoice → linked. Two or more → never guessed: the payment gets an invoice of
@@ -136,16 +137,6 @@ export async function findLinkedInvoice(sql: Sql, ev: PaymentEvent, outcome?: Li
   if (decision.kind !== 'linked') return null;
   const r = await sql.query<InvoiceRow>(`SELECT * FROM invoices WHERE id = $1 FOR UPDATE`, [decision.invoiceId]);
   return r.rows[0] ?? null;
-}
-
-/** Keep a new invoice's keys, so a later payment can find it. */
-export async function rememberLinkKeys(sql: Sql, ev: PaymentEvent, invoiceId: string): Promise<void> {
-  for (const k of ev.invoice?.linkKeys ?? []) {
-    await sql.query(
-      `INSERT INTO invoice_link_keys (merchant_id, provider, rule, link_key, invoice_id) VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING`,
-      [ev.merchantId, ev.provider, k.rule, k.key, invoiceId],
-    );
-  }
 }
 
 /** The ledger's note with the link decision appended, when there was one to tell. */

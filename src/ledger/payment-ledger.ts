@@ -18,7 +18,7 @@ import { addHistory, addHistoryRows, flushHistory } from './history';
 import type { CustomerRow, InvoiceRow, ClaimRow } from './rows';
 import { partnerLane } from '../outbox/outbox';
 import { refreshCaseStatus } from './case-status';
-import { findLinkedInvoice, rememberLinkKeys, withLinkNote, type LinkOutcome } from './invoice-link';
+import { findLinkedInvoice, withLinkNote, type LinkOutcome } from './invoice-link';
 import { writeBackIdempotencyKey } from '../notify/stripe-writeback-stage';
 import { linkDebtor } from './debtors';
 import type { IdentifierHasher } from '../screening/identifiers';
@@ -28,6 +28,8 @@ import { decidePaymentEvent, invoiceStateOf, type InvoicePatch, type LiveClaim, 
 export interface LedgerResult {
   customerId: string | null;
   invoiceId: string | null;
+  /** The event's customer as upserted — locked with its debtor in this transaction (linkDebtor). */
+  customer?: CustomerRow | null;
   /** One line for the log and the event's row. */
   note: string;
 }
@@ -69,6 +71,18 @@ export async function upsertCustomer(sql: Sql, merchant: MerchantSettings, ev: P
  * charge), or — a new payment for an open invoice (a Mollie re-payment) — by its link keys.
  */
 export async function findInvoice(sql: Sql, ev: PaymentEvent, link?: LinkOutcome): Promise<InvoiceRow | null> {
+  const payRefs = [...new Set([ev.payment?.ref, ...(ev.payment?.relatedRefs ?? [])].filter((x): x is string => !!x))];
+  if (ev.invoice?.ref && payRefs.length) {
+    // Both lookups in one statement (a new failure, the pipeline's common case, finds neither).
+    const lookups = payRefs.map((_, i) => `(SELECT invoice_id FROM invoice_payment_refs WHERE merchant_id = $1 AND provider = $2 AND payment_ref = $${i + 4})`);
+    const r = await sql.query<InvoiceRow>(
+      `SELECT * FROM invoices WHERE id = COALESCE(
+         (SELECT id FROM invoices WHERE merchant_id = $1 AND provider = $2 AND provider_ref = $3),
+         (SELECT invoice_id FROM (${lookups.join(' UNION ALL ')}) AS hit(invoice_id) WHERE invoice_id IS NOT NULL LIMIT 1)) FOR UPDATE`,
+      [ev.merchantId, ev.provider, ev.invoice.ref, ...payRefs],
+    );
+    return r.rows[0] ?? findLinkedInvoice(sql, ev, link);
+  }
   if (ev.invoice?.ref) {
     const r = await sql.query<InvoiceRow>(`SELECT * FROM invoices WHERE merchant_id = $1 AND provider = $2 AND provider_ref = $3 FOR UPDATE`, [
       ev.merchantId, ev.provider, ev.invoice.ref,
@@ -104,28 +118,41 @@ async function rememberPaymentRefs(sql: Sql, ev: PaymentEvent, invoiceId: string
   );
 }
 
-async function insertInvoice(sql: Sql, ev: PaymentEvent, customerId: string, status: string, now: Date): Promise<InvoiceRow> {
+/**
+ * A new invoice, with — in the same statement — the event's payment refs and its link keys
+ * (invoice-link.ts), so a later event finds it. `inserted` is false when another transaction
+ * inserted it first: then it is read (locked) and the caller records the refs itself.
+ */
+async function insertInvoice(sql: Sql, ev: PaymentEvent, customerId: string, status: string, now: Date): Promise<{ invoice: InvoiceRow; inserted: boolean }> {
   const inv = ev.invoice!;
+  const refs = [...new Set([ev.payment?.ref, ...(ev.payment?.relatedRefs ?? [])].filter((x): x is string => !!x))];
+  const keys = inv.linkKeys ?? [];
   const r = await sql.query<InvoiceRow>(
-    `INSERT INTO invoices (id, merchant_id, customer_id, provider, provider_ref, number, currency, amount_due, issued_at, due_at,
-       subscription_ref, description, status, payment_method, last_event_at, created_at, updated_at)
-     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$16)
-     ON CONFLICT (merchant_id, provider, provider_ref) DO NOTHING RETURNING *`,
+    `WITH ins AS (
+       INSERT INTO invoices (id, merchant_id, customer_id, provider, provider_ref, number, currency, amount_due, issued_at, due_at,
+         subscription_ref, description, status, payment_method, last_event_at, created_at, updated_at)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$16)
+       ON CONFLICT (merchant_id, provider, provider_ref) DO NOTHING RETURNING *
+     ), refs AS (
+       INSERT INTO invoice_payment_refs (merchant_id, provider, payment_ref, invoice_id)
+       SELECT $2, $4, ref, ins.id FROM ins, unnest($17::text[]) AS ref ON CONFLICT DO NOTHING
+     ), keys AS (
+       INSERT INTO invoice_link_keys (merchant_id, provider, rule, link_key, invoice_id)
+       SELECT $2, $4, k.rule, k.link_key, ins.id FROM ins, unnest($18::text[], $19::text[]) AS k(rule, link_key) ON CONFLICT DO NOTHING
+     )
+     SELECT * FROM ins`,
     [
       newId('inv'), ev.merchantId, customerId, ev.provider, inv.ref, inv.number ?? null, inv.amountDue.currency, inv.amountDue.value,
       inv.issuedAt ?? null, inv.dueAt ?? null, inv.subscriptionRef ?? null, inv.description ?? null, status,
-      ev.payment?.method ?? null, null, now,
+      ev.payment?.method ?? null, null, now, refs, keys.map((k) => k.rule), keys.map((k) => k.key),
     ],
   );
-  if (r.rows[0]) {
-    await rememberLinkKeys(sql, ev, r.rows[0].id);
-    return r.rows[0];
-  }
+  if (r.rows[0]) return { invoice: r.rows[0], inserted: true };
   // Inserted concurrently: read it (locked) instead.
   const again = await sql.query<InvoiceRow>(`SELECT * FROM invoices WHERE merchant_id = $1 AND provider = $2 AND provider_ref = $3 FOR UPDATE`, [
     ev.merchantId, ev.provider, inv.ref,
   ]);
-  return again.rows[0];
+  return { invoice: again.rows[0], inserted: false };
 }
 
 /** Take an invoice back from its partner: one claim withdrawn, the call owed through the outbox. */
@@ -244,7 +271,7 @@ export async function applyPaymentEvent(
   const customer = await upsertCustomer(sql, merchant, ev, now, identifiers);
   const link: LinkOutcome = {};
   let invoice = await findInvoice(sql, ev, link);
-  const result = (note: string): LedgerResult => ({ customerId: customer?.id ?? invoice?.customer_id ?? null, invoiceId: invoice?.id ?? null, note: withLinkNote(note, link) });
+  const result = (note: string): LedgerResult => ({ customerId: customer?.id ?? invoice?.customer_id ?? null, invoiceId: invoice?.id ?? null, customer, note: withLinkNote(note, link) });
 
   switch (ev.kind) {
     case 'payment_failed':
@@ -272,8 +299,9 @@ export async function applyPaymentEvent(
         }
         return result('payment attempt failed without failure details: kept on the timeline');
       }
-      if (!invoice) invoice = await insertInvoice(sql, ev, customer!.id, 'open', now);
-      await rememberPaymentRefs(sql, ev, invoice.id);
+      let refsKept = false;
+      if (!invoice) ({ invoice, inserted: refsKept } = await insertInvoice(sql, ev, customer!.id, 'open', now));
+      if (!refsKept) await rememberPaymentRefs(sql, ev, invoice.id);
       // The decision is pure (src/ledger/payment-decision.ts decideFailure): load the state, decide, write.
       const decision = decidePaymentEvent({ invoice: invoiceStateOf(invoice), liveClaim: null, echo: null, policy: merchant.policy }, ev);
       await writeDecision(sql, outbox, invoice.id, decision, now, ev.provider);
@@ -285,10 +313,11 @@ export async function applyPaymentEvent(
       if (!invoice && !ev.invoice) return result('payment without an invoice: nothing to apply');
       if (!invoice) {
         if (!customer) return result('payment without a customer: nothing to apply');
-        invoice = await insertInvoice(sql, ev, customer.id, 'settled', now);
+        const made = await insertInvoice(sql, ev, customer.id, 'settled', now);
+        invoice = made.invoice;
         const paid = ev.payment?.amount?.value ?? ev.invoice!.amountDue.value;
         await sql.query(`UPDATE invoices SET amount_paid = $2, last_event_at = $3 WHERE id = $1`, [invoice.id, paid, new Date(ev.occurredAt)]);
-        await rememberPaymentRefs(sql, ev, invoice.id);
+        if (!made.inserted) await rememberPaymentRefs(sql, ev, invoice.id);
         return result('paid without a known failure: recorded as settled');
       }
       // The decision is pure (src/ledger/payment-decision.ts): load the state, decide, write.

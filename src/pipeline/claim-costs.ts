@@ -77,18 +77,10 @@ export function newCaseCosts(costs: Map<string, ClaimCosts | null>): { value: nu
 }
 
 /**
- * Store each new claim's costs (the case's claims on those invoices); for a case that takes stacked claims, the case's total becomes
- * the sum over all its claims (one more read and write, only when a stacked claim has costs).
+ * A case that took stacked claims with costs: its total becomes the sum over all its claims. (Each
+ * claim's own costs are inserted with it: src/pipeline/handover-check.ts.)
  */
-export async function storeClaimCosts(sql: Sql, caseId: string, costs: Map<string, ClaimCosts | null>, stacked: boolean): Promise<void> {
-  const priced = [...costs].filter((e): e is [string, ClaimCosts] => e[1] !== null);
-  if (!priced.length) return;
-  await sql.query(
-    `UPDATE claims c SET collection_costs = x.value, collection_costs_vat = x.vat, collection_costs_basis = x.basis
-       FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[]) AS x(invoice_id, value, vat, basis) WHERE c.case_id = $5 AND c.invoice_id = x.invoice_id`,
-    [priced.map(([id]) => id), priced.map(([, c]) => c.value), priced.map(([, c]) => c.vat), priced.map(([, c]) => c.basis), caseId],
-  );
-  if (!stacked) return;
+export async function sumCaseCosts(sql: Sql, caseId: string): Promise<void> {
   const all = (await sql.query<{ collection_costs: string | number | null; collection_costs_vat: string | number; collection_costs_basis: string | null }>(
     `SELECT collection_costs, collection_costs_vat, collection_costs_basis FROM claims WHERE case_id = $1 AND collection_costs IS NOT NULL ORDER BY created_at, id`,
     [caseId],

@@ -16,7 +16,7 @@ import { Permanent } from './errors';
 import { loadCountryRules, ruleFor, type CountryRule } from '../policy/country-rules';
 import { invoiceNoticeGate } from '../policy/letter-evidence';
 import { heldByMerchant } from '../policy/merchant-hold';
-import { newCaseCosts, priceClaims, storeClaimCosts } from './claim-costs';
+import { newCaseCosts, priceClaims, sumCaseCosts } from './claim-costs';
 
 let rulesCache: CountryRule[] | null = null;
 const countryRules = () => (rulesCache ??= loadCountryRules());
@@ -38,12 +38,16 @@ export async function runHandoverCheck(ctx: HubContext, row: OutboxRow<'handover
  * which saves a row, its commits and a trip through the queue. The customer and its debtor are
  * locked first, so checks for one debtor run one at a time whichever stage and PSP runs them.
  */
-export async function checkHandover(ctx: HubContext, sql: Sql, outbox: OutboxWriter, customerId: string, now: Date): Promise<string[]> {
+export async function checkHandover(
+  ctx: HubContext, sql: Sql, outbox: OutboxWriter, customerId: string, now: Date,
+  /** The customer as the caller locked it with its debtor in this transaction (process_event's ledger): not locked again. */
+  locked?: { id: string; merchant_id: string; country: string | null; type: 'consumer' | 'business'; debtor_id: string },
+): Promise<string[]> {
   // Cases, stacking and minAmount are per debtor: the same person's customers at every PSP
   // (issue 12, hole 3; src/ledger/debtor-key.ts). The customer and its debtor are locked in one
   // statement (the ledger's order: customer, then debtor), so two checks for one debtor never open
   // two cases, whichever PSP ran them.
-  const cust = await sql.query<{ id: string; merchant_id: string; country: string | null; type: 'consumer' | 'business'; debtor_id: string }>(
+  const cust = locked ? { rows: [locked] } : await sql.query<{ id: string; merchant_id: string; country: string | null; type: 'consumer' | 'business'; debtor_id: string }>(
     `SELECT c.id, c.merchant_id, c.country, c.type, c.debtor_id FROM customers c JOIN debtors d ON d.id = c.debtor_id WHERE c.id = $1 FOR UPDATE OF c, d`,
     [customerId],
   );
@@ -124,20 +128,25 @@ export async function checkHandover(ctx: HubContext, sql: Sql, outbox: OutboxWri
       ? `INSERT INTO cases (id, merchant_id, customer_id, partner_id, status, currency, opened_at, last_claim_at, created_at, updated_at, collection_costs, collection_costs_basis, debtor_id)
          VALUES ($1,$2,$8,$9,'submitted',$3,$4,$4,$4,$4,$10,$11,$12) RETURNING id`
       : `UPDATE cases SET last_claim_at = $4, updated_at = $4 WHERE id = $1 RETURNING id`;
+    // Each claim's statutory costs go in with it (three arrays after the action's own parameters;
+    // a stacked case's total is summed after).
+    const costOf = (c: (typeof claims)[number]) => claimCosts.get(c.invoiceId) ?? null;
     const params: unknown[] = [caseId, merchant.id, currency, now, claimIds, claims.map((c) => c.invoiceId), claims.map((c) => c.principal)];
     if (decision.action === 'open_case') params.push(customerId, partnerId, costs?.value ?? null, costs?.basis ?? null, debtorId);
+    const k = params.length;
+    params.push(claims.map((c) => costOf(c)?.value ?? null), claims.map((c) => costOf(c)?.vat ?? 0), claims.map((c) => costOf(c)?.basis ?? null));
     await sql.query(
       `WITH kase AS (${caseStep}),
        new_claims AS (
-         INSERT INTO claims (id, case_id, invoice_id, merchant_id, principal, currency, status, created_at, updated_at)
-         SELECT x.id, kase.id, x.invoice_id, $2, x.principal, $3, 'submitted', $4, $4
-         FROM kase, unnest($5::text[], $6::text[], $7::bigint[]) AS x(id, invoice_id, principal)
+         INSERT INTO claims (id, case_id, invoice_id, merchant_id, principal, currency, status, created_at, updated_at, collection_costs, collection_costs_vat, collection_costs_basis)
+         SELECT x.id, kase.id, x.invoice_id, $2, x.principal, $3, 'submitted', $4, $4, x.costs, x.vat, x.basis
+         FROM kase, unnest($5::text[], $6::text[], $7::bigint[], $${k + 1}::bigint[], $${k + 2}::bigint[], $${k + 3}::text[]) AS x(id, invoice_id, principal, costs, vat, basis)
          RETURNING case_id, invoice_id
        )
        UPDATE invoices i SET status = 'submitted', case_id = c.case_id, updated_at = $4 FROM new_claims c WHERE i.id = c.invoice_id`,
       params,
     );
-    await storeClaimCosts(sql, caseId, claimCosts, decision.action === 'stack');
+    if (decision.action === 'stack' && [...claimCosts.values()].some((c) => c !== null)) await sumCaseCosts(sql, caseId);
     await addHistoryRows(sql, [
       ...(decision.action === 'open_case'
         ? [{ merchantId: merchant.id, entity: 'case' as const, entityId: caseId, status: 'submitted', source: 'hub', occurredAt: now, detail: { partner: partnerId, invoices: decision.invoiceIds.length } }]

@@ -162,12 +162,14 @@ export async function applyPreparedEvent(ctx: HubContext, sql: Sql, outbox: Outb
     });
   }
   const handover: string[] = [];
-  for (const customerId of checkNow) handover.push(...(await checkHandover(ctx, sql, outbox, customerId, now)));
+  // The event's own customer and its debtor are locked already (the ledger's upsert): the check need not lock them again.
+  for (const customerId of checkNow) handover.push(...(await checkHandover(ctx, sql, outbox, customerId, now, res.customer?.id === customerId ? res.customer : undefined)));
   const mark: EventMark = {
     id: Number(stored.id), status: event.kind === 'ignored' ? 'ignored' : 'processed', kind: event.kind, customerId: res.customerId, invoiceId: res.invoiceId,
     summary: `${event.kind}: ${event.kind === 'ignored' && typeof event.detail?.note === 'string' ? event.detail.note : res.note}`, ignored: event.kind === 'ignored',
   };
-  return { ...res, handover, mark };
+  const { customer: _customer, ...rest } = res;
+  return { ...rest, handover, mark };
 }
 
 /** The metric and log line of an applied event (after its commit). */

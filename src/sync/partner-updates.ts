@@ -32,21 +32,21 @@ export async function storePartnerUpdates(
   let fresh = 0;
   const entries: ExchangeEntry[] = [];
   for (const u of updates) {
-    const r = await sql.query<{ id: number }>(
-      `INSERT INTO partner_updates (partner_id, update_id, via, payload, received_at) VALUES ($1,$2,$3,$4,$5)
-       ON CONFLICT (partner_id, update_id) DO NOTHING RETURNING id`,
-      [partnerId, u.id, via, JSON.stringify(u), now],
-    );
-    // The case tells which merchant this update belongs to; an unknown case is logged without one.
-    // …and the claim its invoice: one read for both.
-    const found = (await sql.query<{ id: string; merchant_id: string; customer_id: string; claim_invoice_id: string | null }>(
-      `SELECT k.id, k.merchant_id, k.customer_id,
+    // Stored once (by partner + id), and — in the same statement — the case, which tells which
+    // merchant this update belongs to (an unknown case is logged without one), and the claim its invoice.
+    const found = (await sql.query<{ stored_id: number | null; id: string | null; merchant_id: string | null; customer_id: string | null; claim_invoice_id: string | null }>(
+      `WITH stored AS (
+         INSERT INTO partner_updates (partner_id, update_id, via, payload, received_at) VALUES ($1,$5,$6,$7,$8)
+         ON CONFLICT (partner_id, update_id) DO NOTHING RETURNING id
+       )
+       SELECT (SELECT id FROM stored) AS stored_id, k.id, k.merchant_id, k.customer_id,
          (SELECT c.invoice_id FROM claims c WHERE c.id = $4 AND c.case_id = k.id) AS claim_invoice_id
-       FROM cases k WHERE k.partner_id = $1 AND (k.partner_ref = $2 OR k.id = $3)`,
-      [partnerId, u.caseId, u.caseReference, u.claimReference ?? null],
+       FROM (SELECT 1) AS one LEFT JOIN LATERAL (SELECT * FROM cases WHERE partner_id = $1 AND (partner_ref = $2 OR id = $3) LIMIT 1) k ON true`,
+      [partnerId, u.caseId, u.caseReference, u.claimReference ?? null, u.id, via, JSON.stringify(u), now],
     )).rows[0];
-    const kase = found ? { id: found.id, merchant_id: found.merchant_id, customer_id: found.customer_id } : undefined;
-    const claim = found?.claim_invoice_id ? { invoice_id: found.claim_invoice_id } : undefined;
+    const r = { rows: found.stored_id == null ? [] : [{ id: Number(found.stored_id) }] };
+    const kase = found.id ? { id: found.id, merchant_id: found.merchant_id!, customer_id: found.customer_id! } : undefined;
+    const claim = found.claim_invoice_id ? { invoice_id: found.claim_invoice_id } : undefined;
     entries.push({
       merchantId: kase?.merchant_id ?? null,
       direction: 'in',

@@ -8,8 +8,17 @@
 import type { Sql } from '../store/db';
 
 /** Record the token's id; false when it was used before (a replay). Expired ids of the partner are dropped on the way. */
+/** When this process last cleared a partner's expired tokens: at most once a minute (issue 14: not a statement per push). */
+const lastCleanup = new Map<string, number>();
+const CLEANUP_EVERY_MS = 60_000;
+
 export async function spendPushToken(sql: Sql, partnerId: string, token: { jti: string; expiresAt: Date }, now: Date): Promise<boolean> {
-  await sql.query(`DELETE FROM partner_push_tokens WHERE partner_id = $1 AND expires_at < $2`, [partnerId, now]);
+  // An expired token is refused by its signature check before it gets here, so its row only
+  // takes room: cleared now and then, not on every push.
+  if ((lastCleanup.get(partnerId) ?? -Infinity) + CLEANUP_EVERY_MS <= now.getTime()) {
+    await sql.query(`DELETE FROM partner_push_tokens WHERE partner_id = $1 AND expires_at < $2`, [partnerId, now]);
+    lastCleanup.set(partnerId, now.getTime());
+  }
   const r = await sql.query(
     `INSERT INTO partner_push_tokens (partner_id, jti, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
     [partnerId, token.jti, token.expiresAt],
