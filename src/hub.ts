@@ -91,7 +91,7 @@ export async function createHub(opts: HubOptions): Promise<Hub> {
   const logger = opts.logger ?? createLogger({ level: config.hub.logLevel });
   const metrics = createMetrics();
 
-  const db = opts.db ?? (config.databaseUrl ? createPostgres(config.databaseUrl) : await createPglite(path.resolve(config.hub.dataDir, 'pglite')));
+  const db = opts.db ?? (config.databaseUrl ? createPostgres(config.databaseUrl, { preparedStatements: config.databasePreparedStatements }) : await createPglite(path.resolve(config.hub.dataDir, 'pglite')));
   const ownsEmbeddedDb = !opts.db && !config.databaseUrl;
   await migrate(db);
 

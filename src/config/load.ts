@@ -31,6 +31,8 @@ export interface HubConfig extends Omit<RawHubConfig, 'partners' | 'merchants'> 
   partners: PartnerSettings[];
   /** PostgreSQL when set; the embedded database under hub.dataDir otherwise. */
   databaseUrl?: string;
+  /** DATABASE_PREPARED_STATEMENTS=off: no named statements (behind a pooler that cannot keep them; src/store/postgres.ts). */
+  databasePreparedStatements?: boolean;
   /** BullMQ on Redis when set; the in-process queue otherwise. */
   redisUrl?: string;
 }
@@ -148,6 +150,7 @@ export function parseConfig(text: string, env: Env = {}): HubConfig {
     merchants,
     partners,
     databaseUrl: env.DATABASE_URL || undefined,
+    databasePreparedStatements: env.DATABASE_PREPARED_STATEMENTS !== 'off',
     redisUrl: env.REDIS_URL || undefined,
   };
 }

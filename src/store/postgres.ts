@@ -37,7 +37,40 @@ export function withSessionOptions(connectionString: string): string {
   return url.toString();
 }
 
-export function createPostgres(connectionString: string, opts: { max?: number; queryTimeoutMs?: number } = {}): Database {
+/**
+ * Named (prepared) statements for the hub's repeated queries (issue 14): PostgreSQL then parses
+ * and plans a statement once per connection instead of on every call — most of a backend's CPU on
+ * the hub's short statements went there, not into running them (BENCHMARKS.md). A statement text
+ * gets a name the second time it is seen (one-off texts stay unnamed), up to `max` texts per
+ * process: the few texts built per call (a VALUES list as long as its rows) do not fill the
+ * server's memory with statements used once. A name always means the same text.
+ */
+export function statementNames(max = 400): (text: string) => string | undefined {
+  const seen = new Set<string>();
+  const names = new Map<string, string>();
+  return (text) => {
+    const known = names.get(text);
+    if (known) return known;
+    if (names.size >= max) return undefined;
+    if (!seen.has(text)) {
+      if (seen.size < max * 4) seen.add(text);
+      return undefined;
+    }
+    seen.delete(text);
+    const name = `hub_${names.size + 1}`;
+    names.set(text, name);
+    return name;
+  };
+}
+
+export function createPostgres(connectionString: string, opts: { max?: number; queryTimeoutMs?: number; preparedStatements?: boolean } = {}): Database {
+  // Off behind a pooler that cannot keep a session's prepared statements (PgBouncer before 1.21 in transaction mode).
+  const nameOf = opts.preparedStatements === false ? () => undefined : statementNames();
+  /** The query as pg takes it: named when it has parameters and has been seen before. */
+  const config = (text: string, params?: unknown[]) => {
+    const name = params?.length ? nameOf(text) : undefined;
+    return name ? { name, text, values: params } : { text, values: params };
+  };
   const pool = new Pool({
     connectionString: withSessionOptions(connectionString),
     // Used when the connection string is not a URL and names no options of its own.
@@ -55,7 +88,7 @@ export function createPostgres(connectionString: string, opts: { max?: number; q
     kind: 'postgres',
     async query<T>(text: string, params?: unknown[]): Promise<QueryResult<T>> {
       try {
-        const r = await pool.query(text, params as unknown[]);
+        const r = await pool.query(config(text, params));
         return { rows: r.rows as T[], rowCount: r.rowCount ?? 0 };
       } catch (err) {
         return wrap(err);
@@ -79,7 +112,7 @@ export function createPostgres(connectionString: string, opts: { max?: number; q
       const sql: Sql = {
         async query<R>(text: string, params?: unknown[]): Promise<QueryResult<R>> {
           try {
-            const r = await client.query(text, params as unknown[]);
+            const r = await client.query(config(text, params));
             return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
           } catch (err) {
             return wrap(err);

@@ -4,7 +4,7 @@
  * `options` the DATABASE_URL already carries instead of replacing it.
  */
 import { createPostgres, SESSION_OPTIONS, withSessionOptions } from '../../src/store/postgres';
-import { createTestDatabase, postgresAvailable } from '../support/services';
+import { createTestDatabase, postgresAvailable, servicesIt } from '../support/services';
 
 describe('withSessionOptions', () => {
   it('adds jit=off to a URL, keeping its other parameters and an options it already has', () => {
@@ -54,6 +54,45 @@ describe('a hub connection to PostgreSQL', () => {
       expect(r.rows[0]).toEqual({ jit: 'off', timeout: '4321ms' });
     } finally {
       await db.close();
+    }
+  });
+});
+
+describe('named statements (src/store/postgres.ts)', () => {
+  it('names a text the second time it is seen, keeps one name per text, and stops naming at the cap', async () => {
+    const { statementNames } = await import('../../src/store/postgres');
+    const nameOf = statementNames(2);
+    expect(nameOf('SELECT $1::int')).toBeUndefined();
+    const a = nameOf('SELECT $1::int');
+    expect(a).toBeDefined();
+    expect(nameOf('SELECT $1::int')).toBe(a);
+    nameOf('SELECT $1::text');
+    const b = nameOf('SELECT $1::text');
+    expect(b).toBeDefined();
+    expect(b).not.toBe(a);
+    nameOf('SELECT $1::bigint');
+    expect(nameOf('SELECT $1::bigint')).toBeUndefined(); // the cap: two texts named
+  });
+
+  let pg: { url: string; drop: () => Promise<void> } | undefined;
+  afterAll(async () => {
+    await pg?.drop();
+  });
+
+  servicesIt('a repeated statement is prepared once on its connection; with DATABASE_PREPARED_STATEMENTS=off none is', async () => {
+    pg = await createTestDatabase();
+    for (const prepared of [true, false]) {
+      const db = createPostgres(pg.url, { max: 1, preparedStatements: prepared });
+      try {
+        const names = await db.tx(async (sql) => {
+          for (let i = 0; i < 3; i++) await sql.query(`SELECT $1::int + 1 AS n /* named-statement test */`, [i]);
+          return (await sql.query<{ name: string; statement: string }>(`SELECT name, statement FROM pg_prepared_statements`)).rows;
+        });
+        const ours = names.filter((r) => r.statement.includes('named-statement test'));
+        expect(ours).toHaveLength(prepared ? 1 : 0);
+      } finally {
+        await db.close();
+      }
     }
   });
 });
