@@ -15,6 +15,7 @@ import type { Sql } from '../store/db';
 import type { OutboxWriter, MerchantSettings } from '../context';
 import { newId } from '../domain/ids';
 import { addHistory, addHistoryRows, flushHistory } from './history';
+import { holdBack } from '../store/deferred';
 import type { CustomerRow, InvoiceRow, ClaimRow } from './rows';
 import { partnerLane } from '../outbox/outbox';
 import { refreshCaseStatus } from './case-status';
@@ -379,8 +380,39 @@ async function disputedByBefore(sql: Sql, invoiceId: string, provider: string): 
   return r.rows.length > 0;
 }
 
+interface CustomerFailure {
+  customerId: string;
+  code: string;
+  reason: string;
+  at: Date;
+  now: Date;
+}
+
+/**
+ * A batch's customers' last failures in one statement. Per customer only the latest failure is
+ * written (the last of equals): applying them one by one, each only when not older than the stored
+ * one, ends in the same row.
+ */
+async function writeCustomerFailures(sql: Sql, rows: CustomerFailure[]): Promise<void> {
+  const latest = new Map<string, CustomerFailure>();
+  for (const r of rows) {
+    const seen = latest.get(r.customerId);
+    if (!seen || r.at.getTime() >= seen.at.getTime()) latest.set(r.customerId, r);
+  }
+  const xs = [...latest.values()];
+  await sql.query(
+    `UPDATE customers c SET last_failure_code = x.code, last_failure_reason = x.reason, last_failure_at = x.at, updated_at = x.now
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[]) AS x(id, code, reason, at, now)
+      WHERE c.id = x.id AND (c.last_failure_at IS NULL OR c.last_failure_at <= x.at)`,
+    [xs.map((x) => x.customerId), xs.map((x) => x.code), xs.map((x) => x.reason), xs.map((x) => x.at), xs.map((x) => x.now)],
+  );
+}
+
 async function noteCustomerFailure(sql: Sql, customerId: string, ev: PaymentEvent, now: Date): Promise<void> {
   if (!ev.failure) return;
+  // In a batch: with the batch's others, at its end (src/store/deferred.ts); nothing in a batch reads it back.
+  const failure: CustomerFailure = { customerId, code: ev.failure.code, reason: ev.failure.reason, at: new Date(ev.occurredAt), now };
+  if (holdBack(sql, 'customer_failures', [failure], writeCustomerFailures)) return;
   await sql.query(
     `UPDATE customers SET last_failure_code = $2, last_failure_reason = $3, last_failure_at = $4, updated_at = $5
      WHERE id = $1 AND (last_failure_at IS NULL OR last_failure_at <= $4)`,

@@ -6,6 +6,7 @@
  * (src/screening/identifiers.ts hashes them first).
  */
 import type { Database, Sql } from '../store/db';
+import { flushHeld, holdBack } from '../store/deferred';
 import type { PaymentEvent } from '../domain/types';
 import { identifiersOf, normaliseIdentifier, type Identifier, type IdentifierHasher, type IdentifierKind } from './identifiers';
 
@@ -17,14 +18,31 @@ export interface HashedCustomer {
   erased_at?: Date | string | null;
 }
 
-async function insertHashes(sql: Sql, hasher: IdentifierHasher, customer: HashedCustomer, ids: Identifier[], now: Date): Promise<void> {
-  if (!ids.length) return;
+interface HashRow {
+  merchantId: string;
+  debtorId: string;
+  customerId: string;
+  kind: string;
+  hash: string;
+  at: Date;
+}
+
+async function writeHashes(sql: Sql, rows: HashRow[]): Promise<void> {
   await sql.query(
     `INSERT INTO identifier_hashes (merchant_id, debtor_id, customer_id, kind, hash, created_at)
-     SELECT $1, $2, $3, x.kind, x.hash, $6 FROM unnest($4::text[], $5::text[]) AS x(kind, hash)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[])
      ON CONFLICT (customer_id, kind, hash) DO NOTHING`,
-    [customer.merchant_id, customer.debtor_id, customer.id, ids.map((i) => i.kind), ids.map((i) => hasher.hash(customer.merchant_id, i)), now],
+    [rows.map((r) => r.merchantId), rows.map((r) => r.debtorId), rows.map((r) => r.customerId), rows.map((r) => r.kind), rows.map((r) => r.hash), rows.map((r) => r.at)],
   );
+}
+
+async function insertHashes(sql: Sql, hasher: IdentifierHasher, customer: HashedCustomer, ids: Identifier[], now: Date): Promise<void> {
+  if (!ids.length) return;
+  const rows = ids.map((i) => ({ merchantId: customer.merchant_id, debtorId: customer.debtor_id, customerId: customer.id, kind: i.kind, hash: hasher.hash(customer.merchant_id, i), at: now }));
+  // In a batch: with the batch's others, at its end (src/store/deferred.ts); a move to another
+  // debtor below writes what is held first, so the held rows follow the customer too.
+  if (holdBack(sql, 'identifier_hashes', rows, writeHashes)) return;
+  await writeHashes(sql, rows);
 }
 
 /**
@@ -44,6 +62,7 @@ export async function learnIdentifiers(
   now: Date,
 ): Promise<void> {
   if (customer.erased_at) return;
+  if (link.movedFrom) await flushHeld(sql, 'identifier_hashes');
   if (link.movedFrom) await sql.query(`UPDATE identifier_hashes SET debtor_id = $2 WHERE customer_id = $1 AND debtor_id <> $2`, [customer.id, customer.debtor_id]);
   const known = link.known;
   const fresh = identifiersOf(ev).filter((i) => {

@@ -163,14 +163,20 @@ export async function markUpdates(sql: Sql, marks: NonNullable<UpdateOutcome['ma
  * Apply one stored update inside the caller's transaction (its outbox row is completed by the
  * caller). `stored`: the update as the caller locked it (lockStoredUpdates); without it this locks it.
  */
-export async function applyUpdate(sql: Sql, id: number, now: Date, stored?: StoredUpdate | null): Promise<UpdateOutcome> {
+export async function applyUpdate(
+  sql: Sql, id: number, now: Date, stored?: StoredUpdate | null,
+  /** The customer of the update's case, when the caller read it already (a case's customer never changes). */
+  caseCustomerId?: string | null,
+): Promise<UpdateOutcome> {
   if (stored === undefined) stored = (await lockStoredUpdates(sql, [id])).get(id) ?? null;
   if (!stored) throw new Permanent(`partner update ${id} not found`);
   if (stored.status !== 'received') return { outcome: stored.status };
   const u = stored.payload;
   const partnerId = stored.partner_id;
   // Only a case this partner holds: one agency can never touch another's cases (tenant safety).
-  const found = (await sql.query<{ customer_id: string }>(`SELECT customer_id FROM cases WHERE partner_id = $1 AND (partner_ref = $2 OR id = $3)`, [partnerId, u.caseId, u.caseReference])).rows[0];
+  const found = caseCustomerId
+    ? { customer_id: caseCustomerId }
+    : (await sql.query<{ customer_id: string }>(`SELECT customer_id FROM cases WHERE partner_id = $1 AND (partner_ref = $2 OR id = $3)`, [partnerId, u.caseId, u.caseReference])).rows[0];
   // Lock in the same order as the PSP side (customer, then debtor, then invoice/claim/case) so the two
   // never deadlock. The debtor matters since a case may hold the invoices of the same person's
   // customers at other PSPs, whose events lock only their own customer (src/ledger/debtors.ts).

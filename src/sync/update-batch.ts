@@ -19,12 +19,14 @@ interface Item {
   id: number;
   /** The lock key of the customer whose case the update is about (null: no such case, nothing to lock). */
   key: string | null;
+  /** That customer (read with the key). */
+  customerId: string | null;
 }
 
 /** Which customer each update's case belongs to, in one query (read without locks: only to know what to lock). */
-async function lockKeysOf(ctx: HubContext, ids: number[]): Promise<Map<number, string | null>> {
-  const r = await ctx.db.query<{ id: number; merchant_id: string | null; provider: string | null; provider_ref: string | null }>(
-    `SELECT pu.id, c.merchant_id, c.provider, c.provider_ref
+async function lockKeysOf(ctx: HubContext, ids: number[]): Promise<Map<number, { key: string | null; customerId: string | null }>> {
+  const r = await ctx.db.query<{ id: number; customer_id: string | null; merchant_id: string | null; provider: string | null; provider_ref: string | null }>(
+    `SELECT pu.id, c.id AS customer_id, c.merchant_id, c.provider, c.provider_ref
        FROM partner_updates pu
        LEFT JOIN LATERAL (SELECT k.customer_id FROM cases k
                            WHERE k.partner_id = pu.partner_id AND (k.partner_ref = pu.payload->>'caseId' OR k.id = pu.payload->>'caseReference') LIMIT 1) k ON true
@@ -32,7 +34,10 @@ async function lockKeysOf(ctx: HubContext, ids: number[]): Promise<Map<number, s
       WHERE pu.id = ANY($1::bigint[])`,
     [ids],
   );
-  return new Map(r.rows.map((x) => [Number(x.id), x.merchant_id && x.provider && x.provider_ref ? customerLockKey(x.merchant_id, x.provider, x.provider_ref) : null]));
+  return new Map(r.rows.map((x) => [
+    Number(x.id),
+    { key: x.merchant_id && x.provider && x.provider_ref ? customerLockKey(x.merchant_id, x.provider, x.provider_ref) : null, customerId: x.customer_id },
+  ]));
 }
 
 function updatePlan(ctx: HubContext): TxBatchPlan<Item, UpdateOutcome> {
@@ -43,7 +48,7 @@ function updatePlan(ctx: HubContext): TxBatchPlan<Item, UpdateOutcome> {
     async start(sql, items) {
       stored = await lockStoredUpdates(sql, items.map((i) => i.id));
     },
-    apply: (sql, _outbox, item, now) => applyUpdate(sql, item.id, now, stored.get(item.id) ?? null),
+    apply: (sql, _outbox, item, now) => applyUpdate(sql, item.id, now, stored.get(item.id) ?? null, item.customerId),
     finish: (sql, applied, now) => markUpdates(sql, applied.map((a) => a.result.mark).filter((m): m is NonNullable<UpdateOutcome['mark']> => !!m), now),
     report: (item, result) => reportUpdate(ctx, item.row, result.outcome),
   };
@@ -54,7 +59,7 @@ export async function runUpdateBatch(ctx: HubContext, rows: OutboxRow<'apply_upd
   const out: BatchOutcome = { done: [], failed: [], abandoned: [] };
   if (!rows.length) return out;
   const ids = rows.map((r) => Number(r.payload.partnerUpdateId));
-  let keys: Map<number, string | null>;
+  let keys: Map<number, { key: string | null; customerId: string | null }>;
   try {
     keys = await lockKeysOf(ctx, ids);
   } catch (err) {
@@ -62,7 +67,7 @@ export async function runUpdateBatch(ctx: HubContext, rows: OutboxRow<'apply_upd
     else out.failed.push(...rows.map((row) => ({ row, error: err })));
     return out;
   }
-  const items = rows.map((row, i) => ({ row, id: ids[i], key: keys.get(ids[i]) ?? null }));
+  const items = rows.map((row, i) => ({ row, id: ids[i], key: keys.get(ids[i])?.key ?? null, customerId: keys.get(ids[i])?.customerId ?? null }));
   await applyInTransactions(ctx, items, opts, out, updatePlan(ctx));
   return out;
 }

@@ -139,6 +139,33 @@ describe.each<Mode>(['embedded', 'services'])('process_event in batches (%s mode
     }
   });
 
+  maybe("one customer's failures in one batch, the newer first: the customer keeps the newer (its last failure, written once at the batch's end)", async () => {
+    const db = s.hub.ctx.db;
+    await db.exec(`
+      CREATE OR REPLACE FUNCTION eb_park() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.kind = 'process_event' THEN NEW.next_attempt_at := NEW.next_attempt_at + interval '1 hour'; END IF; RETURN NEW; END $$;
+      DROP TRIGGER IF EXISTS eb_park ON outbox;
+      CREATE TRIGGER eb_park BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION eb_park();`);
+    const newer = failure('f');
+    const older = { ...failure('f'), customer: newer.customer, created: newer.created - 600, failureCode: 'card_declined' };
+    try {
+      for (const f of [newer, older]) expect((await s.sendStripe('acme', stripeEvents.paymentFailed(f))).status).toBe(200);
+    } finally {
+      await db.exec(`DROP TRIGGER IF EXISTS eb_park ON outbox`);
+    }
+    const rows = await claimParked(100);
+    expect(rows).toHaveLength(2);
+    const out = await runEventBatch(s.hub.ctx, rows, { ...EVENT_BATCH_DEFAULTS, maxTxMs: 60_000 });
+    expect(out.done).toHaveLength(2);
+    const c = (await db.query<{ last_failure_code: string; last_failure_at: Date }>(
+      `SELECT last_failure_code, last_failure_at FROM customers WHERE provider = 'stripe' AND provider_ref = $1`, [newer.customer],
+    )).rows[0];
+    const codeOf = async (ref: string) => (await db.query<{ failure_code: string }>(`SELECT failure_code FROM invoices WHERE provider_ref = $1`, [ref])).rows[0].failure_code;
+    expect(await codeOf(newer.invoice)).not.toBe(await codeOf(older.invoice));
+    expect(c.last_failure_code).toBe(await codeOf(newer.invoice));
+    expect(new Date(c.last_failure_at).getTime()).toBe(newer.created * 1000);
+  });
+
   maybe('a batch slower than its lease keeps its rows while it is worked, and frees them within a lease once it stops', async () => {
     await parked('e', 3);
     const future = new Date(Date.now() + 2 * HOUR);
