@@ -10,6 +10,7 @@ import type { Policy } from '../config/schema';
 import type { CustomerInfo } from '../domain/types';
 import { decideDebtorLink, resolveDebtorKey, type DebtorKey } from './debtor-key';
 import { addHistory } from './history';
+import { forgetCustomers, takeCustomer, type CurrentCustomer } from './prefetch';
 import { newId } from '../domain/ids';
 
 export interface DebtorLinkResult {
@@ -45,7 +46,9 @@ export async function linkDebtor(
   policy: Pick<Policy, 'debtorIdentity'>,
   now: Date,
 ): Promise<DebtorLinkResult> {
-  const current = (await sql.query<{ id: string; debtor_id: string; merchant_ref: string | null; email: string | null; external_ref: string | null; email_norm: string | null }>(
+  // In a batch the customer was read (and locked) with the batch's others (src/ledger/prefetch.ts).
+  const prefetched = takeCustomer(sql, merchantId, provider, c.ref);
+  const current = prefetched !== undefined ? (prefetched ?? undefined) : (await sql.query<CurrentCustomer>(
     `SELECT c.id, c.debtor_id, c.merchant_ref, c.email, d.external_ref, d.email_norm
        FROM customers c JOIN debtors d ON d.id = c.debtor_id
       WHERE c.merchant_id = $1 AND c.provider = $2 AND c.provider_ref = $3 FOR UPDATE OF c, d`,
@@ -89,6 +92,8 @@ export async function linkDebtor(
   if (debtorId !== current?.debtor_id && !locked) await sql.query(`SELECT id FROM debtors WHERE id = $1 FOR UPDATE`, [debtorId]);
 
   const movedFrom = current && current.debtor_id !== debtorId ? current.debtor_id : null;
+  // A debtor's keys changed, or a customer moved: what the batch read of other customers may be stale.
+  if (link.action === 'adopt' || movedFrom) forgetCustomers(sql);
   if (current && movedFrom) {
     // The customer's cases follow it: a case belongs to the debtor whose invoices it holds.
     await sql.query(`UPDATE cases SET debtor_id = $2, updated_at = $3 WHERE customer_id = $1 AND debtor_id = $4`, [current.id, debtorId, now, movedFrom]);

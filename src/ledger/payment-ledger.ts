@@ -16,6 +16,7 @@ import type { OutboxWriter, MerchantSettings } from '../context';
 import { newId } from '../domain/ids';
 import { addHistory, addHistoryRows, flushHistory } from './history';
 import { holdBack } from '../store/deferred';
+import { forgetInvoiceRefs, namesNoInvoice } from './prefetch';
 import type { CustomerRow, InvoiceRow, ClaimRow } from './rows';
 import { partnerLane } from '../outbox/outbox';
 import { refreshCaseStatus } from './case-status';
@@ -72,6 +73,8 @@ export async function upsertCustomer(sql: Sql, merchant: MerchantSettings, ev: P
  * charge), or — a new payment for an open invoice (a Mollie re-payment) — by its link keys.
  */
 export async function findInvoice(sql: Sql, ev: PaymentEvent, link?: LinkOutcome): Promise<InvoiceRow | null> {
+  // In a batch: refs that named no invoice when it began, and that nothing since has recorded (src/ledger/prefetch.ts).
+  if (namesNoInvoice(sql, ev)) return findLinkedInvoice(sql, ev, link);
   const payRefs = [...new Set([ev.payment?.ref, ...(ev.payment?.relatedRefs ?? [])].filter((x): x is string => !!x))];
   if (ev.invoice?.ref && payRefs.length) {
     // Both lookups in one statement (a new failure, the pipeline's common case, finds neither).
@@ -111,6 +114,7 @@ export async function findInvoice(sql: Sql, ev: PaymentEvent, link?: LinkOutcome
 async function rememberPaymentRefs(sql: Sql, ev: PaymentEvent, invoiceId: string): Promise<void> {
   const refs = [ev.payment?.ref, ...(ev.payment?.relatedRefs ?? [])].filter((x): x is string => !!x);
   if (!refs.length) return;
+  forgetInvoiceRefs(sql, ev);
   // One statement for all of them (a charge and its payment intent: two refs on most events).
   await sql.query(
     `INSERT INTO invoice_payment_refs (merchant_id, provider, payment_ref, invoice_id)
@@ -148,6 +152,7 @@ async function insertInvoice(sql: Sql, ev: PaymentEvent, customerId: string, sta
       ev.payment?.method ?? null, null, now, refs, keys.map((k) => k.rule), keys.map((k) => k.key),
     ],
   );
+  forgetInvoiceRefs(sql, ev);
   if (r.rows[0]) return { invoice: r.rows[0], inserted: true };
   // Inserted concurrently: read it (locked) instead.
   const again = await sql.query<InvoiceRow>(`SELECT * FROM invoices WHERE merchant_id = $1 AND provider = $2 AND provider_ref = $3 FOR UPDATE`, [

@@ -28,6 +28,7 @@ import type { OutboxRow } from '../outbox/outbox';
 import { EVENT_BATCH_DEFAULTS, type BatchOutcome, type EventBatchOptions } from '../outbox/batch';
 import { Permanent } from './errors';
 import { applyInTransactions, mapLimited, type TxBatchPlan } from './batch-tx';
+import { prefetchLedger } from '../ledger/prefetch';
 import {
   applyPreparedEvent, loadStoredEvents, lockReceived, markEvents, prepareEvent, reportApplied,
   type AppliedEvent, type EventMark, type InboundEventRow, type PreparedEvent,
@@ -59,6 +60,8 @@ function eventPlan(ctx: HubContext): TxBatchPlan<Ready, AppliedEvent | null> {
     lockKeys: (items) => items.filter((r) => r.prepared).map((r) => customerKey(r.prepared!)),
     async start(sql, items) {
       received = await lockReceived(sql, items.filter((r) => r.prepared).map((r) => Number(r.prepared!.stored.id)));
+      // The batch's customers (locked, in id order) and which of its invoice refs name none yet: three statements for all.
+      await prefetchLedger(sql, items.filter((r) => r.prepared && received.has(Number(r.prepared.stored.id))).map((r) => r.prepared!.event));
     },
     apply: async (sql, outbox, item, now) =>
       item.prepared ? applyPreparedEvent(ctx, sql, outbox, item.prepared, now, received.has(Number(item.prepared.stored.id))) : null,

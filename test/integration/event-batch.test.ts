@@ -166,6 +166,35 @@ describe.each<Mode>(['embedded', 'services'])('process_event in batches (%s mode
     expect(new Date(c.last_failure_at).getTime()).toBe(newer.created * 1000);
   });
 
+  maybe('what a batch reads up front stays true while it works: one invoice failing twice, and two invoices of one new customer, in one batch', async () => {
+    const db = s.hub.ctx.db;
+    await db.exec(`
+      CREATE OR REPLACE FUNCTION eb_park() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.kind = 'process_event' THEN NEW.next_attempt_at := NEW.next_attempt_at + interval '1 hour'; END IF; RETURN NEW; END $$;
+      DROP TRIGGER IF EXISTS eb_park ON outbox;
+      CREATE TRIGGER eb_park BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION eb_park();`);
+    const first = { ...failure('g'), nextPaymentAttempt: Math.floor(Date.now() / 1000) + 3 * 86400 };
+    const again = { ...first, created: first.created + 60, nextPaymentAttempt: null };
+    const other = { ...failure('g'), customer: first.customer };
+    try {
+      for (const f of [first, again, other]) expect((await s.sendStripe('acme', stripeEvents.paymentFailed(f))).status).toBe(200);
+    } finally {
+      await db.exec(`DROP TRIGGER IF EXISTS eb_park ON outbox`);
+    }
+    const rows = await claimParked(100);
+    expect(rows).toHaveLength(3);
+    const out = await runEventBatch(s.hub.ctx, rows, { ...EVENT_BATCH_DEFAULTS, maxTxMs: 60_000 });
+    expect(out.failed).toEqual([]);
+    const invoices = (await db.query<{ provider_ref: string; failure_count: number; customer_id: string }>(
+      `SELECT provider_ref, failure_count, customer_id FROM invoices WHERE provider_ref = ANY($1::text[]) ORDER BY provider_ref`, [[first.invoice, other.invoice]],
+    )).rows;
+    expect(invoices.map((i) => i.provider_ref).sort()).toEqual([first.invoice, other.invoice].sort());
+    expect(Number(invoices.find((i) => i.provider_ref === first.invoice)!.failure_count)).toBe(2);
+    expect(new Set(invoices.map((i) => i.customer_id)).size).toBe(1);
+    const customers = (await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM customers WHERE provider = 'stripe' AND provider_ref = $1`, [first.customer])).rows[0].n;
+    expect(Number(customers)).toBe(1);
+  });
+
   maybe('a batch slower than its lease keeps its rows while it is worked, and frees them within a lease once it stops', async () => {
     await parked('e', 3);
     const future = new Date(Date.now() + 2 * HOUR);
