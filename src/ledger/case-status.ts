@@ -69,10 +69,16 @@ export function deriveCaseStatus(given: ClaimFacts[]): DerivedCaseStatus | null 
 }
 
 export async function refreshCaseStatus(sql: Sql, caseId: string, now: Date, source: string): Promise<void> {
-  const c = await sql.query<{ status: string; merchant_id: string; resolution: string | null }>(`SELECT status, merchant_id, resolution FROM cases WHERE id = $1`, [caseId]);
+  // The case and its claims' facts in one read (the claims ride along as JSON).
+  const c = await sql.query<{ status: string; merchant_id: string; resolution: string | null; claims: ClaimFacts[] }>(
+    `SELECT k.status, k.merchant_id, k.resolution,
+            COALESCE((SELECT jsonb_agg(jsonb_build_object('status', cl.status, 'resolution', cl.resolution, 'amount_collected', cl.amount_collected, 'arrangement', cl.arrangement))
+                        FROM claims cl WHERE cl.case_id = k.id), '[]'::jsonb) AS claims
+       FROM cases k WHERE k.id = $1`,
+    [caseId],
+  );
   if (!c.rows[0] || TERMINAL.includes(c.rows[0].status)) return;
-  const claims = await sql.query<ClaimFacts>(`SELECT status, resolution, amount_collected, arrangement FROM claims WHERE case_id = $1`, [caseId]);
-  const next = deriveCaseStatus(claims.rows);
+  const next = deriveCaseStatus(c.rows[0].claims);
   if (!next || next.status === c.rows[0].status) return;
   await sql.query(
     `UPDATE cases SET status = $2, resolution = $3, closed_at = CASE WHEN $5 THEN $4 ELSE closed_at END, updated_at = $4 WHERE id = $1`,
