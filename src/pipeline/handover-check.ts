@@ -11,7 +11,7 @@ import { completeRow, partnerLane } from '../outbox/outbox';
 import { decideHandover, nextCheckAt, type HandoverCandidate } from '../policy/handover-policy';
 import { newId } from '../domain/ids';
 import { addHistoryRows } from '../ledger/history';
-import type { InvoiceRow, CaseRow } from '../ledger/rows';
+import type { InvoiceRow } from '../ledger/rows';
 import { Permanent } from './errors';
 import { loadCountryRules, ruleFor, type CountryRule } from '../policy/country-rules';
 import { invoiceNoticeGate } from '../policy/letter-evidence';
@@ -58,12 +58,19 @@ export async function checkHandover(
   const partnerId = merchant.partner;
   // The debtor's consumer law applies: its country when known, else the merchant's.
   const rule = merchant.policy.countryRules ? ruleFor(countryRules(), cust.rows[0].country ?? merchant.country, cust.rows[0].type) : null;
-  const invoices = (await sql.query<InvoiceRow & { customer_country: string | null; customer_type: 'consumer' | 'business' }>(
-    `SELECT i.*, c.country AS customer_country, c.type AS customer_type
+  // The debtor's waiting invoices, each with the debtor's open case at the partner in its currency
+  // (one read for both: the case is the same for every invoice of a currency).
+  type Waiting = InvoiceRow & { customer_country: string | null; customer_type: 'consumer' | 'business'; open_case_id: string | null; open_case_last_claim_at: Date | null };
+  const waiting = (await sql.query<Waiting>(
+    `SELECT i.*, c.country AS customer_country, c.type AS customer_type, oc.id AS open_case_id, oc.last_claim_at AS open_case_last_claim_at
        FROM invoices i JOIN customers c ON c.id = i.customer_id
+       LEFT JOIN LATERAL (SELECT k.id, k.last_claim_at FROM cases k
+                           WHERE k.debtor_id = $1 AND k.partner_id = $3 AND k.currency = i.currency
+                             AND k.status NOT IN ('paid','withdrawn','uncollectible','closed') ORDER BY k.opened_at DESC LIMIT 1) oc ON true
       WHERE c.debtor_id = $1 AND i.merchant_id = $2 AND i.status = 'pending_handover' ORDER BY i.first_failed_at, i.id`,
-    [debtorId, merchant.id],
-  )).rows.filter((i) => !heldByMerchant(i, now)); // held by the merchant: out until its date (a check is due then; src/policy/merchant-hold.ts)
+    [debtorId, merchant.id, partnerId],
+  )).rows;
+  const invoices = waiting.filter((i) => !heldByMerchant(i, now)); // held by the merchant: out until its date (a check is due then; src/policy/merchant-hold.ts)
   // Each invoice's own customer decides its notice term: one person may be known as NL at one PSP
   // and not at another (then the merchant's country applies, as for any customer).
   const ruleOf = (i: { customer_id: string; customer_country: string | null; customer_type: 'consumer' | 'business' }) =>
@@ -85,14 +92,12 @@ export async function checkHandover(
           awaitingLetter: gate.kind === 'awaiting_letter',
         };
       });
-    const open = (await sql.query<CaseRow>(
-      `SELECT * FROM cases WHERE debtor_id = $1 AND partner_id = $2 AND currency = $3
-         AND status NOT IN ('paid','withdrawn','uncollectible','closed') ORDER BY opened_at DESC LIMIT 1`,
-      [debtorId, partnerId, currency],
-    )).rows[0];
+    // Read with the invoices, before any case of this check was opened: a case opened above is in
+    // another currency (one pass per currency), so it is never this currency's open case.
+    const open = waiting.find((i) => i.currency === currency && i.open_case_id);
     const decision = decideHandover({
       now, policy: merchant.policy, candidates,
-      openCase: open ? { id: open.id, currency, lastClaimAt: new Date(open.last_claim_at) } : null,
+      openCase: open ? { id: open.open_case_id!, currency, lastClaimAt: new Date(open.open_case_last_claim_at!) } : null,
     });
     if (decision.action === 'wait') {
       out.push(`${currency}: wait (${decision.why})`);
