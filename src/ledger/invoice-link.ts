@@ -21,8 +21,14 @@ import type { InvoiceLinkKey, PaymentEvent } from '../domain/types';
 import type { Sql } from '../store/db';
 import type { InvoiceRow } from './rows';
 
-/** Invoice statuses in which money is still owed, so a later payment may be for it. */
-export const LINKABLE_STATUSES: readonly string[] = ['open', 'pending_handover', 'submitted', 'in_collection', 'arrangement', 'partially_paid', 'on_hold'];
+/**
+ * Invoice statuses in which money is still owed, so a later payment may be for it. `disputed` too:
+ * a debtor contesting the claim at the agency (or a chargeback) still owes until it is settled, and
+ * the merchant's new payment attempt for it must land on it — a failed one as its failure (the
+ * status stays), a paid one reported to the agency — not open a second debt (found by the model
+ * test: test/model/regressions.test.ts).
+ */
+export const LINKABLE_STATUSES: readonly string[] = ['open', 'pending_handover', 'submitted', 'in_collection', 'arrangement', 'partially_paid', 'on_hold', 'disputed'];
 
 /** An invoice one of the payment's keys names, as the store holds it. */
 export interface LinkCandidate {

@@ -128,29 +128,36 @@ async function rememberPaymentRefs(sql: Sql, ev: PaymentEvent, invoiceId: string
  * (invoice-link.ts), so a later event finds it. `inserted` is false when another transaction
  * inserted it first: then it is read (locked) and the caller records the refs itself.
  */
-async function insertInvoice(sql: Sql, ev: PaymentEvent, customerId: string, status: string, now: Date): Promise<{ invoice: InvoiceRow; inserted: boolean }> {
+async function insertInvoice(
+  sql: Sql, ev: PaymentEvent, customerId: string, status: string, now: Date,
+  /** The id to give it, and a decision's patch to insert it with (a new invoice's first event, decided on its draft). */
+  decided?: { id: string; patch: InvoicePatch },
+): Promise<{ invoice: InvoiceRow; inserted: boolean }> {
   const inv = ev.invoice!;
   const refs = [...new Set([ev.payment?.ref, ...(ev.payment?.relatedRefs ?? [])].filter((x): x is string => !!x))];
   const keys = inv.linkKeys ?? [];
+  const values: Record<string, unknown> = {
+    id: decided?.id ?? newId('inv'), merchant_id: ev.merchantId, customer_id: customerId, provider: ev.provider, provider_ref: inv.ref,
+    number: inv.number ?? null, currency: inv.amountDue.currency, amount_due: inv.amountDue.value, issued_at: inv.issuedAt ?? null,
+    due_at: inv.dueAt ?? null, subscription_ref: inv.subscriptionRef ?? null, description: inv.description ?? null, status,
+    payment_method: ev.payment?.method ?? null, last_event_at: null, created_at: now, updated_at: now,
+  };
+  for (const [k, column] of Object.entries(PATCH_COLUMNS)) if (decided && k in decided.patch) values[column] = decided.patch[k as keyof InvoicePatch];
+  const columns = Object.keys(values);
+  const n = columns.length;
   const r = await sql.query<InvoiceRow>(
     `WITH ins AS (
-       INSERT INTO invoices (id, merchant_id, customer_id, provider, provider_ref, number, currency, amount_due, issued_at, due_at,
-         subscription_ref, description, status, payment_method, last_event_at, created_at, updated_at)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$16)
+       INSERT INTO invoices (${columns.join(', ')}) VALUES (${columns.map((_, i) => `$${i + 1}`).join(',')})
        ON CONFLICT (merchant_id, provider, provider_ref) DO NOTHING RETURNING *
      ), refs AS (
        INSERT INTO invoice_payment_refs (merchant_id, provider, payment_ref, invoice_id)
-       SELECT $2, $4, ref, ins.id FROM ins, unnest($17::text[]) AS ref ON CONFLICT DO NOTHING
+       SELECT $${n + 1}, $${n + 2}, ref, ins.id FROM ins, unnest($${n + 3}::text[]) AS ref ON CONFLICT DO NOTHING
      ), keys AS (
        INSERT INTO invoice_link_keys (merchant_id, provider, rule, link_key, invoice_id)
-       SELECT $2, $4, k.rule, k.link_key, ins.id FROM ins, unnest($18::text[], $19::text[]) AS k(rule, link_key) ON CONFLICT DO NOTHING
+       SELECT $${n + 1}, $${n + 2}, k.rule, k.link_key, ins.id FROM ins, unnest($${n + 4}::text[], $${n + 5}::text[]) AS k(rule, link_key) ON CONFLICT DO NOTHING
      )
      SELECT * FROM ins`,
-    [
-      newId('inv'), ev.merchantId, customerId, ev.provider, inv.ref, inv.number ?? null, inv.amountDue.currency, inv.amountDue.value,
-      inv.issuedAt ?? null, inv.dueAt ?? null, inv.subscriptionRef ?? null, inv.description ?? null, status,
-      ev.payment?.method ?? null, null, now, refs, keys.map((k) => k.rule), keys.map((k) => k.key),
-    ],
+    [...Object.values(values), ev.merchantId, ev.provider, refs, keys.map((k) => k.rule), keys.map((k) => k.key)],
   );
   forgetInvoiceRefs(sql, ev);
   if (r.rows[0]) return { invoice: r.rows[0], inserted: true };
@@ -219,6 +226,16 @@ export async function writeBackEcho(sql: Sql, ev: PaymentEvent, invoiceId: strin
   if (byKey) return { outboxId: byKey.id, action, matchedBy: 'idempotency_key' };
   if (action === 'pay' && ev.detail?.paidOutOfBand === true) return { outboxId: rows[rows.length - 1].id, action, matchedBy: 'paid_out_of_band' };
   return null;
+}
+
+/** The state a new invoice has as insertInvoice writes it (before any decision): what its first event is decided on. */
+function draftInvoiceState(id: string, ev: PaymentEvent, customerId: string): ReturnType<typeof invoiceStateOf> {
+  const inv = ev.invoice!;
+  return {
+    id, merchantId: ev.merchantId, customerId, currency: inv.amountDue.currency, status: 'open', resolution: null, resolvedBy: null,
+    amountDue: inv.amountDue.value, amountPaid: 0, amountCollected: 0, amountOwedBack: 0, failureCount: 0, lastEventAt: null,
+    failureCode: null, firstFailedAt: null, lastFailedAt: null, handoverDueAt: null,
+  };
 }
 
 /** The invoice's live claim with the partner that holds it: the state a payment decision needs. */
@@ -305,9 +322,22 @@ export async function applyPaymentEvent(
         }
         return result('payment attempt failed without failure details: kept on the timeline');
       }
-      let refsKept = false;
-      if (!invoice) ({ invoice, inserted: refsKept } = await insertInvoice(sql, ev, customer!.id, 'open', now));
-      if (!refsKept) await rememberPaymentRefs(sql, ev, invoice.id);
+      if (!invoice) {
+        // A new invoice: decided on its draft (the state it would have as inserted) and inserted as
+        // decided, refs and keys with it — one statement instead of an insert and an update.
+        const id = newId('inv');
+        const draft = draftInvoiceState(id, ev, customer!.id);
+        const first = decidePaymentEvent({ invoice: draft, liveClaim: null, echo: null, policy: merchant.policy }, ev);
+        const made = await insertInvoice(sql, ev, customer!.id, 'open', now, { id, patch: first.invoicePatch });
+        invoice = made.invoice;
+        if (made.inserted) {
+          await writeDecision(sql, outbox, invoice.id, { ...first, invoicePatch: {} }, now, ev.provider);
+          if (customer) await noteCustomerFailure(sql, customer.id, ev, now);
+          return result(first.note);
+        }
+        // Inserted by another transaction meanwhile: decided on what it holds, as any known invoice.
+      }
+      await rememberPaymentRefs(sql, ev, invoice.id);
       // The decision is pure (src/ledger/payment-decision.ts decideFailure): load the state, decide, write.
       const decision = decidePaymentEvent({ invoice: invoiceStateOf(invoice), liveClaim: null, echo: null, policy: merchant.policy }, ev);
       await writeDecision(sql, outbox, invoice.id, decision, now, ev.provider);

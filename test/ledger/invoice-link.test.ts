@@ -64,7 +64,11 @@ describe('decideInvoiceLink', () => {
     expect(d).toMatchObject({ kind: 'linked', invoiceId: 'inv_a', rule: 'customerAndAmount' });
   });
 
-  it.each(['paid', 'recovered', 'settled', 'withdrawn', 'closed', 'uncollectible', 'disputed', 'voided'])('an invoice that is %s is not linked to', (status) => {
+  it('an invoice that is disputed (contested at the agency, or charged back) still owes: it is linked to', () => {
+    expect(decideInvoiceLink({ keys: [byInvoiceId], currency: 'EUR', candidates: [cand('inv_a', byInvoiceId.rule, byInvoiceId.key, { status: 'disputed' })] })).toMatchObject({ kind: 'linked', invoiceId: 'inv_a' });
+  });
+
+  it.each(['paid', 'recovered', 'settled', 'withdrawn', 'closed', 'uncollectible', 'voided'])('an invoice that is %s is not linked to', (status) => {
     expect(decideInvoiceLink({ keys: [byInvoiceId], currency: 'EUR', candidates: [cand('inv_a', byInvoiceId.rule, byInvoiceId.key, { status })] })).toEqual({ kind: 'none' });
   });
 

@@ -3,7 +3,7 @@
  * shrunk and written down as plain tests against the same real hub (./world.ts). Each names the
  * invariant it broke and the shrunk history it came from.
  */
-import { startWorld, pspFail, pspPay, pspDispute, advance, settle, merchantCall, type World, type PspInvoice, DAY_MS } from './world';
+import { startWorld, pspFail, pspPay, pspDispute, advance, settle, merchantCall, pushUpdate, type World, type PspInvoice, DAY_MS } from './world';
 
 let w: World;
 let n = 0;
@@ -170,5 +170,41 @@ it('a Mollie invoice that fails again while with the agency, then is paid, is re
   await settle(w);
   const partnerRef = (await db.query<{ partner_ref: string }>(`SELECT partner_ref FROM cases WHERE id = $1`, [live[0].case_id])).rows[0].partner_ref;
   const reported = w.stack.sim.requests().filter((r) => r.method === 'POST' && r.path === `/v1/cases/${partnerRef}/claims/${live[0].id}/payments`);
+  expect(reported).toHaveLength(1);
+}, 60_000);
+
+// Found by the model (seed 69053341, shrunk from 32 steps): the agency reported a Mollie invoice's
+// claim disputed; the merchant's new payment attempt for it then failed and was not linked (a
+// disputed invoice was not linkable), so it became a second debt with a claim of its own; the
+// debtor's payment then went to that one, and the disputed claim was never told. Fixed: a disputed
+// invoice is linkable (src/ledger/invoice-link.ts LINKABLE_STATUSES).
+it('a Mollie invoice whose claim is disputed takes its failed re-attempt and its payment, which is reported to the agency (invariant payment_reported)', async () => {
+  const merchant = w.stack.hub.ctx.merchants.get('acme')!;
+  Object.assign(merchant.policy, { dunningLetterAfterDays: 0 });
+  const inv = invoice('mollie', 1500);
+  await pspFail(w, inv, true);
+  await settle(w);
+  await advance(w, 30 * DAY_MS);
+  const db = w.stack.hub.ctx.db;
+  const live = (await db.query<{ id: string; case_id: string; partner_ref: string; invoice_id: string }>(
+    `SELECT c.id, c.case_id, k.partner_ref, c.invoice_id FROM claims c JOIN cases k ON k.id = c.case_id JOIN invoices i ON i.id = c.invoice_id
+      WHERE i.provider = 'mollie' AND i.provider_ref = $1 AND c.status NOT IN ('paid','withdrawn','uncollectible','closed')`,
+    [inv.paymentRefs[0]],
+  )).rows;
+  expect(live).toHaveLength(1);
+  w.clock.advance(60_000);
+  await pushUpdate(w, { caseId: live[0].partner_ref, caseReference: live[0].case_id, claimReference: live[0].id, status: 'disputed', occurredAt: w.clock.now().toISOString() });
+  await settle(w);
+  w.clock.advance(60_000);
+  await pspFail(w, inv, true); // the merchant's new attempt (a one-off with the invoice's metadata) fails
+  await settle(w);
+  const hubInvoices = (await db.query<{ id: string }>(
+    `SELECT DISTINCT invoice_id AS id FROM invoice_payment_refs WHERE merchant_id = 'acme' AND provider = 'mollie' AND payment_ref = ANY($1)`, [inv.paymentRefs],
+  )).rows.map((r) => r.id);
+  expect(hubInvoices).toEqual([live[0].invoice_id]);
+  w.clock.advance(60_000);
+  await pspPay(w, inv);
+  await settle(w);
+  const reported = w.stack.sim.requests().filter((r) => r.method === 'POST' && r.path === `/v1/cases/${live[0].partner_ref}/claims/${live[0].id}/payments`);
   expect(reported).toHaveLength(1);
 }, 60_000);
