@@ -10,7 +10,7 @@
  *  2. money came in on some claim (a claim `paid`, `partially_paid`, or with an amount collected)
  *     while others are still live → `partially_paid` — unless every live claim is under an
  *     arrangement (instalments are how it pays): then `arrangement`. A lone claim keeps its status;
- *  3. every live claim paused the same way → `on_hold` or `disputed`;
+ *  3. every live claim paused the same way → `on_hold` or `disputed`; paused in both ways → `disputed`;
  *  4. otherwise the least-advanced live claim that is not paused: `submitted` < `in_collection` <
  *     `arrangement` (the case is as far as the claim furthest behind).
  * An agency's own case-level update still sets the case's status directly; the next claim change
@@ -63,6 +63,9 @@ export function deriveCaseStatus(given: ClaimFacts[]): DerivedCaseStatus | null 
   if (moneyIn) return { status: 'partially_paid', resolution: null, ended: false };
   for (const p of PAUSED) if (live.every((c) => c.status === p)) return { status: p, resolution: null, ended: false };
   const moving = live.filter((c) => !PAUSED.includes(c.status));
+  // Every live claim paused, but not the same way (one held by the merchant, one contested by the
+  // debtor): nothing moves, and the dispute is what the merchant must act on (found by the model test).
+  if (!moving.length) return { status: 'disputed', resolution: null, ended: false };
   const rank = (s: string) => Math.max(0, PROGRESS.indexOf(s));
   const least = moving.reduce((m, c) => (rank(c.status) < rank(m.status) ? c : m), moving[0]);
   return { status: PROGRESS[rank(least.status)], resolution: null, ended: false };

@@ -208,3 +208,26 @@ it('a Mollie invoice whose claim is disputed takes its failed re-attempt and its
   const reported = w.stack.sim.requests().filter((r) => r.method === 'POST' && r.path === `/v1/cases/${live[0].partner_ref}/claims/${live[0].id}/payments`);
   expect(reported).toHaveLength(1);
 }, 60_000);
+
+// Found by the model (seed 258743914): the merchant asked to hold an invoice whose claim the
+// agency had reported disputed, and the hub answered 500.
+it('holding an invoice whose claim is disputed is answered, not a 500 (shrunk: a failure for good, 18 days, the agency disputes, the merchant holds)', async () => {
+  const merchant = w.stack.hub.ctx.merchants.get('acme')!;
+  Object.assign(merchant.policy, { dunningLetterAfterDays: 0 });
+  const inv = invoice('stripe', 4900);
+  await pspFail(w, inv, true);
+  await settle(w);
+  await advance(w, 18 * DAY_MS);
+  const db = w.stack.hub.ctx.db;
+  const live = (await db.query<{ id: string; case_id: string; partner_ref: string; invoice_id: string }>(
+    `SELECT c.id, c.case_id, k.partner_ref, c.invoice_id FROM claims c JOIN cases k ON k.id = c.case_id JOIN invoices i ON i.id = c.invoice_id
+      WHERE i.provider = 'stripe' AND i.provider_ref = $1 AND c.status NOT IN ('paid','withdrawn','uncollectible','closed')`,
+    [inv.ref],
+  )).rows;
+  expect(live).toHaveLength(1);
+  w.clock.advance(60_000);
+  await pushUpdate(w, { caseId: live[0].partner_ref, caseReference: live[0].case_id, claimReference: live[0].id, status: 'disputed', occurredAt: w.clock.now().toISOString() });
+  await settle(w);
+  const status = await merchantCall(w, `/v1/invoices/${live[0].invoice_id}/hold`, { reason: 'model test hold' });
+  expect(status).toBeLessThan(500);
+}, 60_000);

@@ -198,7 +198,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   Object.assign(config.delivery, o.delivery ?? {});
   for (const m of config.merchants) Object.assign(m.policy, o.policy?.[m.id] ?? {});
   const db = o.mode === 'embedded' ? await createPglite() : undefined;
-  const hub = await createHub({ config, role: 'all' as HubRole, clock: o.clock, db, queuePrefix, logger: createLogger({ silent: true }) });
+  const hub = await createHub({ config, role: 'all' as HubRole, clock: o.clock, db, queuePrefix, logger: createLogger({ silent: process.env.STACK_LOGS !== '1' }) });
   const { url: hubUrl } = await hub.listen(hubPort, '127.0.0.1');
   await hub.startBackground();
 

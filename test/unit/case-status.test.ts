@@ -42,6 +42,13 @@ describe('case status from its claims', () => {
     expect(deriveCaseStatus([claim('on_hold'), claim('disputed'), claim('arrangement')])).toMatchObject({ status: 'arrangement' });
   });
 
+  // Found by the model test (seed 258743914): a claim held by the merchant beside one the debtor
+  // disputes made the derivation throw, and the merchant's hold answered 500.
+  it('every live claim paused, but in both ways (held and disputed): the case is disputed', () => {
+    expect(deriveCaseStatus([claim('on_hold'), claim('disputed')])).toMatchObject({ status: 'disputed', ended: false });
+    expect(deriveCaseStatus([claim('disputed'), claim('on_hold'), claim('withdrawn')])).toMatchObject({ status: 'disputed' });
+  });
+
   it('every claim ended: the case ends the way they did', () => {
     expect(deriveCaseStatus([claim('paid', { resolution: 'paid_in_full' }), claim('paid', { resolution: 'paid_to_merchant' })])).toEqual({ status: 'paid', resolution: 'paid_in_full', ended: true });
     expect(deriveCaseStatus([claim('paid', { resolution: 'paid_to_merchant' })])).toEqual({ status: 'paid', resolution: 'paid_to_merchant', ended: true });
