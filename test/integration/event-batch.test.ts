@@ -51,21 +51,25 @@ describe.each<Mode>(['embedded', 'services'])('process_event in batches (%s mode
       await fn();
     }, timeout);
 
-  /** Store `count` failures whose process_event rows wait an hour; returns their invoice refs. */
-  async function parked(tag: string, count: number): Promise<string[]> {
+  /** Send these Stripe failures with their process_event rows made to wait an hour (so only this test claims them). */
+  async function sendParked(fs: Parameters<typeof stripeEvents.paymentFailed>[0][]): Promise<void> {
     const db = s.hub.ctx.db;
     await db.exec(`
       CREATE OR REPLACE FUNCTION eb_park() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN IF NEW.kind = 'process_event' THEN NEW.next_attempt_at := NEW.next_attempt_at + interval '1 hour'; END IF; RETURN NEW; END $$;
       DROP TRIGGER IF EXISTS eb_park ON outbox;
       CREATE TRIGGER eb_park BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION eb_park();`);
-    const fs = Array.from({ length: count }, () => failure(tag));
     try {
-      const answers = await Promise.all(fs.map((f) => s.sendStripe('acme', stripeEvents.paymentFailed(f))));
-      expect(answers.map((a) => a.status)).toEqual(fs.map(() => 200));
+      for (const f of fs) expect((await s.sendStripe('acme', stripeEvents.paymentFailed(f))).status).toBe(200);
     } finally {
       await db.exec(`DROP TRIGGER IF EXISTS eb_park ON outbox`);
     }
+  }
+
+  /** Store `count` failures whose process_event rows wait an hour; returns their invoice refs. */
+  async function parked(tag: string, count: number): Promise<string[]> {
+    const fs = Array.from({ length: count }, () => failure(tag));
+    await sendParked(fs);
     return fs.map((f) => f.invoice);
   }
 
@@ -141,18 +145,9 @@ describe.each<Mode>(['embedded', 'services'])('process_event in batches (%s mode
 
   maybe("one customer's failures in one batch, the newer first: the customer keeps the newer (its last failure, written once at the batch's end)", async () => {
     const db = s.hub.ctx.db;
-    await db.exec(`
-      CREATE OR REPLACE FUNCTION eb_park() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN IF NEW.kind = 'process_event' THEN NEW.next_attempt_at := NEW.next_attempt_at + interval '1 hour'; END IF; RETURN NEW; END $$;
-      DROP TRIGGER IF EXISTS eb_park ON outbox;
-      CREATE TRIGGER eb_park BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION eb_park();`);
     const newer = failure('f');
     const older = { ...failure('f'), customer: newer.customer, created: newer.created - 600, failureCode: 'card_declined' };
-    try {
-      for (const f of [newer, older]) expect((await s.sendStripe('acme', stripeEvents.paymentFailed(f))).status).toBe(200);
-    } finally {
-      await db.exec(`DROP TRIGGER IF EXISTS eb_park ON outbox`);
-    }
+    await sendParked([newer, older]);
     const rows = await claimParked(100);
     expect(rows).toHaveLength(2);
     const out = await runEventBatch(s.hub.ctx, rows, { ...EVENT_BATCH_DEFAULTS, maxTxMs: 60_000 });
@@ -168,19 +163,10 @@ describe.each<Mode>(['embedded', 'services'])('process_event in batches (%s mode
 
   maybe('what a batch reads up front stays true while it works: one invoice failing twice, and two invoices of one new customer, in one batch', async () => {
     const db = s.hub.ctx.db;
-    await db.exec(`
-      CREATE OR REPLACE FUNCTION eb_park() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN IF NEW.kind = 'process_event' THEN NEW.next_attempt_at := NEW.next_attempt_at + interval '1 hour'; END IF; RETURN NEW; END $$;
-      DROP TRIGGER IF EXISTS eb_park ON outbox;
-      CREATE TRIGGER eb_park BEFORE INSERT ON outbox FOR EACH ROW EXECUTE FUNCTION eb_park();`);
     const first = { ...failure('g'), nextPaymentAttempt: Math.floor(Date.now() / 1000) + 3 * 86400 };
     const again = { ...first, created: first.created + 60, nextPaymentAttempt: null };
     const other = { ...failure('g'), customer: first.customer };
-    try {
-      for (const f of [first, again, other]) expect((await s.sendStripe('acme', stripeEvents.paymentFailed(f))).status).toBe(200);
-    } finally {
-      await db.exec(`DROP TRIGGER IF EXISTS eb_park ON outbox`);
-    }
+    await sendParked([first, again, other]);
     const rows = await claimParked(100);
     expect(rows).toHaveLength(3);
     const out = await runEventBatch(s.hub.ctx, rows, { ...EVENT_BATCH_DEFAULTS, maxTxMs: 60_000 });

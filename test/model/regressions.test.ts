@@ -29,6 +29,42 @@ beforeEach(() => {
   delete (w.stack.hub.ctx.merchants.get('acme')!.policy as { dunningLetterAfterDays?: number }).dunningLetterAfterDays;
 });
 
+/** A failure for good handed over (the merchant's dunning day 0, 30 days on): the invoice's live claims at the agency. */
+async function handedOver(inv: PspInvoice, days = 30): Promise<{ id: string; case_id: string; partner_ref: string; invoice_id: string }[]> {
+  const merchant = w.stack.hub.ctx.merchants.get('acme')!;
+  Object.assign(merchant.policy, { dunningLetterAfterDays: 0 });
+  await pspFail(w, inv, true);
+  await settle(w);
+  await advance(w, days * DAY_MS);
+  return liveClaims(inv);
+}
+
+/** The live claims of the hub invoices behind a model invoice (by its ref or its payment refs). */
+async function liveClaims(inv: PspInvoice): Promise<{ id: string; case_id: string; partner_ref: string; invoice_id: string }[]> {
+  return (await w.stack.hub.ctx.db.query<{ id: string; case_id: string; partner_ref: string; invoice_id: string }>(
+    `SELECT c.id, c.case_id, k.partner_ref, c.invoice_id FROM claims c JOIN cases k ON k.id = c.case_id JOIN invoices i ON i.id = c.invoice_id
+      WHERE i.provider = $1 AND i.provider_ref = ANY($2) AND c.status NOT IN ('paid','withdrawn','uncollectible','closed') ORDER BY c.created_at, c.id`,
+    [inv.provider, [inv.ref, ...inv.paymentRefs]],
+  )).rows;
+}
+
+/** The payment reports the agency got for a claim. */
+const paymentReports = (claim: { id: string; partner_ref: string }) =>
+  w.stack.sim.requests().filter((r) => r.method === 'POST' && r.path === `/v1/cases/${claim.partner_ref}/claims/${claim.id}/payments`);
+
+/** The agency says a claim is disputed (now, by the model's clock). */
+const agencyDisputes = (claim: { id: string; case_id: string; partner_ref: string }) =>
+  pushUpdate(w, { caseId: claim.partner_ref, caseReference: claim.case_id, claimReference: claim.id, status: 'disputed', occurredAt: w.clock.now().toISOString() });
+
+/** The hub invoices behind a model invoice's payment refs (each once). */
+async function liveClaimsOrInvoices(inv: PspInvoice): Promise<string[]> {
+  return (await w.stack.hub.ctx.db.query<{ id: string }>(
+    `SELECT DISTINCT p.invoice_id AS id, i.created_at FROM invoice_payment_refs p JOIN invoices i ON i.id = p.invoice_id
+      WHERE p.merchant_id = 'acme' AND p.provider = $1 AND p.payment_ref = ANY($2) ORDER BY i.created_at`,
+    [inv.provider, inv.paymentRefs],
+  )).rows.map((r) => r.id);
+}
+
 /** The hub's own stages that ended in the dead letter for this invoice's events. */
 async function deadHubRows(): Promise<{ kind: string; last_error: string }[]> {
   return (await w.stack.hub.ctx.db.query<{ kind: string; last_error: string }>(
@@ -113,24 +149,13 @@ it('a failed Mollie payment naming another invoice of the same subscription and 
 // invoice; a debtor pays an earlier invoice through a one-off payment with the invoice's metadata,
 // which the model (world.ts pspPay) now sends, and which is linked and reported.
 it('a Mollie re-payment in a later month than the failed payment is linked to its invoice and reported to the agency (invariant payment_reported; shrunk from a 15-step history)', async () => {
-  const merchant = w.stack.hub.ctx.merchants.get('acme')!;
-  Object.assign(merchant.policy, { dunningLetterAfterDays: 0 });
   const inv = invoice('mollie', 1500);
-  await pspFail(w, inv, true);
-  await settle(w);
-  await advance(w, 30 * DAY_MS);
-  const db = w.stack.hub.ctx.db;
-  const live = (await db.query<{ id: string; case_id: string }>(
-    `SELECT c.id, c.case_id FROM claims c JOIN invoices i ON i.id = c.invoice_id WHERE i.provider = 'mollie' AND i.provider_ref = $1 AND c.status NOT IN ('paid','withdrawn','uncollectible','closed')`,
-    [inv.paymentRefs[0]],
-  )).rows;
+  const live = await handedOver(inv);
   expect(live).toHaveLength(1);
   w.clock.advance(60_000);
   await pspPay(w, inv);
   await settle(w);
-  const partnerRef = (await db.query<{ partner_ref: string }>(`SELECT partner_ref FROM cases WHERE id = $1`, [live[0].case_id])).rows[0].partner_ref;
-  const reported = w.stack.sim.requests().filter((r) => r.method === 'POST' && r.path === `/v1/cases/${partnerRef}/claims/${live[0].id}/payments`);
-  expect(reported).toHaveLength(1);
+  expect(paymentReports(live[0])).toHaveLength(1);
 }, 60_000);
 
 // Found by the model (seed -1915683376): a Mollie invoice whose payment failed, was handed over
@@ -147,30 +172,21 @@ it('a Mollie invoice that fails again while with the agency, then is paid, is re
   await settle(w);
   await advance(w, 7 * DAY_MS);
   await advance(w, 2 * DAY_MS);
-  const db = w.stack.hub.ctx.db;
-  const ids = async () => (await db.query<{ id: string; status: string; provider_ref: string }>(
-    `SELECT id, status, provider_ref FROM invoices WHERE merchant_id = 'acme' AND provider = 'mollie'
-       AND id IN (SELECT invoice_id FROM invoice_payment_refs WHERE merchant_id = 'acme' AND provider = 'mollie' AND payment_ref = ANY($1)) ORDER BY created_at`,
-    [inv.paymentRefs],
-  )).rows;
+  const ids = () => liveClaimsOrInvoices(inv);
   const [first] = await ids();
-  expect(await merchantCall(w, `/v1/invoices/${first.id}/reminder`, { sentAt: w.clock.now().toISOString() })).toBeLessThan(300);
+  expect(await merchantCall(w, `/v1/invoices/${first}/reminder`, { sentAt: w.clock.now().toISOString() })).toBeLessThan(300);
   await settle(w);
   await advance(w, 18 * DAY_MS);
-  const live = (await db.query<{ id: string; case_id: string }>(
-    `SELECT id, case_id FROM claims WHERE invoice_id = $1 AND status NOT IN ('paid','withdrawn','uncollectible','closed')`, [first.id],
-  )).rows;
+  const live = await liveClaims(inv);
   expect(live).toHaveLength(1);
   w.clock.advance(60_000);
   await pspFail(w, inv, false);
   await settle(w);
-  expect((await ids()).map((x) => x.id)).toEqual([first.id]);
+  expect(await ids()).toEqual([first]);
   w.clock.advance(60_000);
   await pspPay(w, inv);
   await settle(w);
-  const partnerRef = (await db.query<{ partner_ref: string }>(`SELECT partner_ref FROM cases WHERE id = $1`, [live[0].case_id])).rows[0].partner_ref;
-  const reported = w.stack.sim.requests().filter((r) => r.method === 'POST' && r.path === `/v1/cases/${partnerRef}/claims/${live[0].id}/payments`);
-  expect(reported).toHaveLength(1);
+  expect(paymentReports(live[0])).toHaveLength(1);
 }, 60_000);
 
 // Found by the model (seed 69053341, shrunk from 32 steps): the agency reported a Mollie invoice's
@@ -179,34 +195,20 @@ it('a Mollie invoice that fails again while with the agency, then is paid, is re
 // debtor's payment then went to that one, and the disputed claim was never told. Fixed: a disputed
 // invoice is linkable (src/ledger/invoice-link.ts LINKABLE_STATUSES).
 it('a Mollie invoice whose claim is disputed takes its failed re-attempt and its payment, which is reported to the agency (invariant payment_reported)', async () => {
-  const merchant = w.stack.hub.ctx.merchants.get('acme')!;
-  Object.assign(merchant.policy, { dunningLetterAfterDays: 0 });
   const inv = invoice('mollie', 1500);
-  await pspFail(w, inv, true);
-  await settle(w);
-  await advance(w, 30 * DAY_MS);
-  const db = w.stack.hub.ctx.db;
-  const live = (await db.query<{ id: string; case_id: string; partner_ref: string; invoice_id: string }>(
-    `SELECT c.id, c.case_id, k.partner_ref, c.invoice_id FROM claims c JOIN cases k ON k.id = c.case_id JOIN invoices i ON i.id = c.invoice_id
-      WHERE i.provider = 'mollie' AND i.provider_ref = $1 AND c.status NOT IN ('paid','withdrawn','uncollectible','closed')`,
-    [inv.paymentRefs[0]],
-  )).rows;
+  const live = await handedOver(inv);
   expect(live).toHaveLength(1);
   w.clock.advance(60_000);
-  await pushUpdate(w, { caseId: live[0].partner_ref, caseReference: live[0].case_id, claimReference: live[0].id, status: 'disputed', occurredAt: w.clock.now().toISOString() });
+  await agencyDisputes(live[0]);
   await settle(w);
   w.clock.advance(60_000);
   await pspFail(w, inv, true); // the merchant's new attempt (a one-off with the invoice's metadata) fails
   await settle(w);
-  const hubInvoices = (await db.query<{ id: string }>(
-    `SELECT DISTINCT invoice_id AS id FROM invoice_payment_refs WHERE merchant_id = 'acme' AND provider = 'mollie' AND payment_ref = ANY($1)`, [inv.paymentRefs],
-  )).rows.map((r) => r.id);
-  expect(hubInvoices).toEqual([live[0].invoice_id]);
+  expect(await liveClaimsOrInvoices(inv)).toEqual([live[0].invoice_id]);
   w.clock.advance(60_000);
   await pspPay(w, inv);
   await settle(w);
-  const reported = w.stack.sim.requests().filter((r) => r.method === 'POST' && r.path === `/v1/cases/${live[0].partner_ref}/claims/${live[0].id}/payments`);
-  expect(reported).toHaveLength(1);
+  expect(paymentReports(live[0])).toHaveLength(1);
 }, 60_000);
 
 // Found by the model (seed 258743914): one case held two claims of one debtor; the agency reported
@@ -214,27 +216,17 @@ it('a Mollie invoice whose claim is disputed takes its failed re-attempt and its
 // status could not be derived from claims paused in two ways). Fixed: such a case is disputed
 // (src/ledger/case-status.ts).
 it('holding one claim of a case whose other claim is disputed is answered, and the case is disputed (shrunk: two failures for good of one debtor, 18 days, the agency disputes one, the merchant holds the other)', async () => {
-  const merchant = w.stack.hub.ctx.merchants.get('acme')!;
-  Object.assign(merchant.policy, { dunningLetterAfterDays: 0 });
   const a = invoice('stripe', 4900);
   const b = { ...invoice('stripe', 1500), customerRef: a.customerRef, debtorRef: a.debtorRef };
-  await pspFail(w, a, true);
   await pspFail(w, b, true);
-  await settle(w);
-  await advance(w, 18 * DAY_MS);
-  const db = w.stack.hub.ctx.db;
-  const claims = (await db.query<{ id: string; case_id: string; partner_ref: string; invoice_id: string; provider_ref: string }>(
-    `SELECT c.id, c.case_id, k.partner_ref, c.invoice_id, i.provider_ref FROM claims c JOIN cases k ON k.id = c.case_id JOIN invoices i ON i.id = c.invoice_id
-      WHERE i.provider = 'stripe' AND i.provider_ref = ANY($1) AND c.status NOT IN ('paid','withdrawn','uncollectible','closed') ORDER BY i.provider_ref = $2 DESC`,
-    [[a.ref, b.ref], a.ref],
-  )).rows;
-  expect(claims).toHaveLength(2);
-  expect(claims[0].case_id).toBe(claims[1].case_id); // stacked: one case
+  const [disputed] = await handedOver(a, 18);
+  const [held] = await liveClaims(b);
+  expect(held.case_id).toBe(disputed.case_id); // stacked: one case
   w.clock.advance(60_000);
-  await pushUpdate(w, { caseId: claims[0].partner_ref, caseReference: claims[0].case_id, claimReference: claims[0].id, status: 'disputed', occurredAt: w.clock.now().toISOString() });
+  await agencyDisputes(disputed);
   await settle(w);
-  expect(await merchantCall(w, `/v1/invoices/${claims[1].invoice_id}/hold`, { reason: 'model test hold' })).toBeLessThan(300);
+  expect(await merchantCall(w, `/v1/invoices/${held.invoice_id}/hold`, { reason: 'model test hold' })).toBeLessThan(300);
   await settle(w);
-  const kase = (await db.query<{ status: string }>(`SELECT status FROM cases WHERE id = $1`, [claims[0].case_id])).rows[0];
+  const kase = (await w.stack.hub.ctx.db.query<{ status: string }>(`SELECT status FROM cases WHERE id = $1`, [disputed.case_id])).rows[0];
   expect(kase.status).toBe('disputed');
 }, 60_000);

@@ -3,19 +3,11 @@
  * the batch's handle are not in the table until flushed, are then written in the order they were
  * added (one statement), and a read that flushes first (flushHistory) sees every one of them.
  */
-import { createPglite } from '../../src/store/pglite';
-import { migrate } from '../../src/store/migrate';
 import type { Database } from '../../src/store/db';
 import { addHistory, addHistoryRows, deferHistory, flushHistory } from '../../src/ledger/history';
+import { migratedPglite } from '../support/embedded-db';
 
-let db: Database;
-beforeAll(async () => {
-  db = await createPglite();
-  await migrate(db);
-});
-afterAll(async () => {
-  await db.close();
-});
+const store = migratedPglite();
 
 const entry = (entityId: string, status: string) => ({ merchantId: 'acme', entity: 'invoice' as const, entityId, status, source: 'stripe', occurredAt: '2026-01-01T00:00:00Z' });
 const rowsOf = (sql: { query: Database['query'] }, id: string) =>
@@ -23,7 +15,7 @@ const rowsOf = (sql: { query: Database['query'] }, id: string) =>
 
 it('holds rows back until flushed, then writes them in the order they were added; a flushing read sees them all', async () => {
   const now = new Date();
-  await db.tx(async (tx) => {
+  await store().tx(async (tx) => {
     const held = deferHistory(tx);
     await addHistory(held.sql, entry('inv_dh1', 'payment_failed'), now);
     await addHistoryRows(held.sql, [entry('inv_dh1', 'pending_handover'), entry('inv_dh1', 'disputed')], now);
@@ -34,11 +26,11 @@ it('holds rows back until flushed, then writes them in the order they were added
     await held.flush();
     await held.flush(); // nothing left: writes nothing twice
   });
-  expect(await rowsOf(db, 'inv_dh1')).toEqual(['payment_failed', 'pending_handover', 'disputed', 'won']);
+  expect(await rowsOf(store(), 'inv_dh1')).toEqual(['payment_failed', 'pending_handover', 'disputed', 'won']);
 });
 
 it('writes at once through any other handle', async () => {
-  await db.tx(async (tx) => {
+  await store().tx(async (tx) => {
     await addHistory(tx, entry('inv_dh2', 'payment_failed'), new Date());
     expect(await rowsOf(tx, 'inv_dh2')).toEqual(['payment_failed']);
   });
@@ -51,7 +43,7 @@ it('holds sync-log rows back the same way, per table, and flushes both tables', 
     sql.query<{ summary: string }>(`SELECT summary FROM exchanges WHERE case_id = 'cse_dh3' ORDER BY id`).then((r) => r.rows.map((x) => x.summary));
   const at = new Date();
   const ex = (summary: string) => ({ merchantId: 'acme', direction: 'in' as const, party: 'refagency', operation: 'update', outcome: 'ok' as const, caseId: 'cse_dh3', summary, at });
-  await db.tx(async (tx) => {
+  await store().tx(async (tx) => {
     const held = deferWrites(tx);
     await recordExchanges(held.sql, [ex('first')]);
     await addHistory(held.sql, entry('inv_dh3', 'submitted'), at);
@@ -60,6 +52,6 @@ it('holds sync-log rows back the same way, per table, and flushes both tables', 
     expect(await rowsOf(tx, 'inv_dh3')).toEqual([]);
     await held.flush();
   });
-  expect(await exchangesOf(db)).toEqual(['first', 'second', 'third']);
-  expect(await rowsOf(db, 'inv_dh3')).toEqual(['submitted']);
+  expect(await exchangesOf(store())).toEqual(['first', 'second', 'third']);
+  expect(await rowsOf(store(), 'inv_dh3')).toEqual(['submitted']);
 });
