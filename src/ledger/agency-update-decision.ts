@@ -23,7 +23,14 @@ export function isNewer(u: { occurredAt: string; seq: number }, last: { at: Date
   return last.seq == null || u.seq > Number(last.seq);
 }
 
+/**
+ * How far the agency's clock may run behind ours: an update dated more than this before the claim
+ * reached the agency (`sent_at`) cannot be news about it, and is stale like one older than the last.
+ */
+export const AGENCY_CLOCK_SKEW_MS = 10 * 60_000;
+
 export type ClaimState = Pick<ClaimRow, 'id' | 'case_id' | 'invoice_id' | 'merchant_id' | 'status' | 'resolution' | 'amount_collected' | 'last_update_at' | 'last_update_seq'> & {
+  sent_at?: Date | string | null;
   amount_update_at?: Date | string | null;
   amount_update_seq?: number | string | null;
 };
@@ -67,7 +74,10 @@ export function decideClaimUpdate(claim: ClaimState, invoice: InvoiceRow | null,
         )
       : null;
 
-  const stale = !isNewer(u, { at: claim.last_update_at, seq: claim.last_update_seq });
+  // Older than the last update applied, or than the claim's own arrival at the agency (a stacked
+  // claim sent after the update's date: found by the model test, invariant statuses_not_backwards).
+  const beforeSent = !!claim.sent_at && Date.parse(u.occurredAt) < new Date(claim.sent_at).getTime() - AGENCY_CLOCK_SKEW_MS;
+  const stale = beforeSent || !isNewer(u, { at: claim.last_update_at, seq: claim.last_update_seq });
   // A claim that has ended (paid to the merchant, withdrawn, collected) is not reopened by a
   // progress update; only another end (the agency's own close of it) is recorded.
   const reopening = TERMINAL.includes(claim.status) && !TERMINAL.includes(u.status);

@@ -18,7 +18,7 @@ import fc from 'fast-check';
 import { decidePaymentEvent, isNewerEvent, type InvoiceState, type LiveClaim, type PaymentDecision } from '../../src/ledger/payment-decision';
 import { decideCollection, owedBackOf } from '../../src/ledger/owed-back';
 import { AGENCY_STATUSES, type AgencyUpdate, type PaymentEvent } from '../../src/domain/types';
-import { decideClaimUpdate, isNewer, type ClaimState } from '../../src/ledger/agency-update-decision';
+import { AGENCY_CLOCK_SKEW_MS, decideClaimUpdate, isNewer, type ClaimState } from '../../src/ledger/agency-update-decision';
 import type { InvoiceRow } from '../../src/ledger/rows';
 
 const RUNS = Number(process.env.FC_RUNS ?? 300);
@@ -215,6 +215,26 @@ describe('regressions (found while building the property tests)', () => {
     const d = decidePaymentEvent({ invoice: m.invoice, liveClaim: null, echo: null }, paymentEvent(m, { kind: 'psp_paid', total: 1500, at: 1 }));
     expect(d.invoicePatch.amountOwedBack).toBeUndefined();
     expect(d.history.map((h) => h.status)).toEqual(['recovered']);
+  });
+});
+
+describe('an agency update dated before its claim reached the agency', () => {
+  // Found by the model test (seed -1089484144, invariant statuses_not_backwards): a claim stacked
+  // onto a case took an agency `closed` dated 30 h before the hub sent the claim.
+  const sent = new Date(T0 + 60 * MIN);
+  const claim: ClaimState = { id: 'clm_1', case_id: 'cse_1', invoice_id: 'inv_1', merchant_id: 'acme', status: 'submitted', resolution: null, amount_collected: 0, last_update_at: null, last_update_seq: null, sent_at: sent };
+  const invoice = { id: 'inv_1', merchant_id: 'acme', customer_id: 'cust_1', currency: 'EUR', status: 'submitted', resolution: null, amount_due: 5000, amount_paid: 0, amount_collected: 0, amount_owed_back: 0 } as unknown as InvoiceRow;
+  const update = (at: Date): AgencyUpdate => ({ id: 'upd_x', seq: 1, caseId: 'AG-1', caseReference: 'cse_1', claimReference: 'clm_1', status: 'closed', reason: 'credit_note', occurredAt: at.toISOString() });
+
+  it('is stale: it changes no status', () => {
+    const d = decideClaimUpdate(claim, invoice, update(new Date(sent.getTime() - 30 * 60 * MIN)), { source: 'refagency' });
+    expect(d.applied).toBe(false);
+    expect(d.claimPatch?.status).toBeUndefined();
+  });
+
+  it('within the clock-skew margin (the agency clock a few minutes behind) it is applied', () => {
+    expect(decideClaimUpdate(claim, invoice, update(new Date(sent.getTime() - AGENCY_CLOCK_SKEW_MS + MIN)), { source: 'refagency' }).applied).toBe(true);
+    expect(decideClaimUpdate({ ...claim, sent_at: null }, invoice, update(new Date(T0)), { source: 'refagency' }).applied).toBe(true);
   });
 });
 
