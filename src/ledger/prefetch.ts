@@ -36,8 +36,7 @@ interface Prefetched {
 const batches = new WeakMap<Sql, Prefetched>();
 const key = (...parts: string[]) => parts.join('\u0000');
 
-/** An event's payment refs (its payment and the related ones: a charge and its intent), each once. */
-export function paymentRefsOf(ev: Pick<PaymentEvent, 'payment'>): string[] {
+function paymentRefsOf(ev: PaymentEvent): string[] {
   return [...new Set([ev.payment?.ref, ...(ev.payment?.relatedRefs ?? [])].filter((x): x is string => !!x))];
 }
 
