@@ -42,6 +42,28 @@ export async function claimEventBatch<K extends OutboxKind = 'process_event'>(
 }
 
 /**
+ * Give back the rows of a claim whose answer was lost (the connection broke during the claim's
+ * statement, so whether it committed is unknown and its rows are not known either). Its lease and
+ * time were ours (chosen, with a random part, by the claimer): the rows in flight with exactly
+ * those are that claim's and nobody else's. Returns how many it gave back (0 if it never committed).
+ */
+export async function releaseLostClaim(sql: Sql, claim: LostClaim, now: Date): Promise<number> {
+  const r = await sql.query(
+    `UPDATE outbox SET status = 'pending', locked_until = NULL, attempts = GREATEST(attempts - 1, 0), updated_at = $4
+      WHERE lane = 'hub' AND kind = ANY($1::text[]) AND status = 'in_flight' AND locked_until = $2 AND updated_at = $3`,
+    [claim.kinds, claim.lockedUntil, claim.claimedAt, now],
+  );
+  return r.rowCount;
+}
+
+/** A batch claim whose fate is unknown: its kinds, its time and its lease (see releaseLostClaim). */
+export interface LostClaim {
+  kinds: readonly OutboxKind[];
+  claimedAt: Date;
+  lockedUntil: Date;
+}
+
+/**
  * Keep a batch's lease while it is worked (every third of the lease), fenced on the lease this
  * worker set: a row another worker has taken since is left alone. Returns the stop function.
  */

@@ -27,7 +27,7 @@ import {
 import { DeliveryError } from '../../connectors/agency/types';
 import { DatabaseUnavailable, isConnectionError } from '../store/db';
 import { Defer, Permanent } from '../pipeline/errors';
-import { claimEventBatch, DOORBELL_KINDS, doorbell, EVENT_BATCH_DEFAULTS, renewBatchLease, type BatchOutcome, type BatchStage } from './batch';
+import { claimEventBatch, DOORBELL_KINDS, doorbell, EVENT_BATCH_DEFAULTS, releaseLostClaim, renewBatchLease, type BatchOutcome, type BatchStage, type LostClaim } from './batch';
 import type { Stage, StageRegistry } from './stages';
 import { circuitBreakers, CircuitOpen, lendAdmission, takeAdmission } from '../delivery/circuit-breaker';
 import { withLeaseHeartbeat } from './lease';
@@ -102,6 +102,8 @@ export function createOutboxRunner(ctx: HubContext, registry: StageRegistry, hoo
   const breakers = circuitBreakers(ctx);
   /** Rows claimed by this process and left in flight by a database outage: id → our lease (the fence). */
   const abandoned = new Map<number, Date | null>();
+  /** Batch claims a database outage cut off before their answer came: their rows are unknown, their lease is not. */
+  const lostClaims: LostClaim[] = [];
   const probeTimers = new Map<string, NodeJS.Timeout>();
   let stopped = false;
 
@@ -263,7 +265,16 @@ export function createOutboxRunner(ctx: HubContext, registry: StageRegistry, hoo
     };
 
     async function pass(): Promise<number> {
-      const rows = await claimEventBatch(ctx.db, ctx.clock.now(), leaseMs(), batchOpts.maxBatch, kinds);
+      // The lease has a random part so that it names this claim alone, should its answer be lost.
+      const claimedAt = ctx.clock.now();
+      const lease = leaseMs() + Math.floor(Math.random() * 1000);
+      let rows: OutboxRow[];
+      try {
+        rows = await claimEventBatch(ctx.db, claimedAt, lease, batchOpts.maxBatch, kinds);
+      } catch (err) {
+        if (err instanceof DatabaseUnavailable || isConnectionError(err)) lostClaims.push({ kinds, claimedAt, lockedUntil: new Date(claimedAt.getTime() + lease) });
+        throw err;
+      }
       if (!rows.length) return 0;
       const stopRenewing = renewBatchLease(ctx, rows, leaseMs());
       let out: BatchOutcome;
@@ -388,8 +399,13 @@ export function createOutboxRunner(ctx: HubContext, registry: StageRegistry, hoo
   } as OutboxRunner;
 
   run.releaseAbandoned = async () => {
-    if (!abandoned.size) return 0;
+    if (!abandoned.size && !lostClaims.length) return 0;
     let released = 0;
+    while (lostClaims.length) {
+      // Throws while the database is still away: keep it for the next pass.
+      released += await ctx.db.tx((sql) => releaseLostClaim(sql, lostClaims[0], ctx.clock.now()));
+      lostClaims.shift();
+    }
     for (const [id, lockedUntil] of [...abandoned]) {
       // Throws while the database is still away: keep them for the next pass.
       const ok = await ctx.db.tx((sql) => releaseRow(sql, id, ctx.clock.now(), lockedUntil));

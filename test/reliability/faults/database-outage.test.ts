@@ -80,7 +80,15 @@ describe('database outage (production mode)', () => {
     await outage(2000);
     const restoredAt = Date.now();
 
-    await waitForAgency(sim, invoices, 40_000);
+    try {
+      await waitForAgency(sim, invoices, 40_000);
+    } catch (err) {
+      // Say where the missing invoices' work is stuck (the outbox by kind and status, leases included).
+      const outbox = await hub.hub.ctx.db.query(
+        `SELECT kind, status, count(*)::int AS n, min(locked_until) AS lease, max(attempts) AS attempts, max(last_error) AS error FROM outbox GROUP BY 1, 2 ORDER BY 1, 2`,
+      ).catch((e: Error) => ({ rows: [e.message] }));
+      throw new Error(`${(err as Error).message}; the outbox now (${new Date().toISOString()}): ${JSON.stringify(outbox.rows)}`);
+    }
     const recoveredInMs = Date.now() - restoredAt;
     await sleep(1000);
     const books = readAgencyBooks(sim, invoices);
