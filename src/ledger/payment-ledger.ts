@@ -16,7 +16,7 @@ import type { OutboxWriter, MerchantSettings } from '../context';
 import { newId } from '../domain/ids';
 import { addHistory, addHistoryRows, flushHistory } from './history';
 import { holdBack } from '../store/deferred';
-import { forgetInvoiceRefs, namesNoInvoice } from './prefetch';
+import { forgetInvoiceRefs, namesNoInvoice, paymentRefsOf } from './prefetch';
 import type { CustomerRow, InvoiceRow, ClaimRow } from './rows';
 import { partnerLane } from '../outbox/outbox';
 import { refreshCaseStatus } from './case-status';
@@ -75,7 +75,7 @@ export async function upsertCustomer(sql: Sql, merchant: MerchantSettings, ev: P
 export async function findInvoice(sql: Sql, ev: PaymentEvent, link?: LinkOutcome): Promise<InvoiceRow | null> {
   // In a batch: refs that named no invoice when it began, and that nothing since has recorded (src/ledger/prefetch.ts).
   if (namesNoInvoice(sql, ev)) return findLinkedInvoice(sql, ev, link);
-  const payRefs = [...new Set([ev.payment?.ref, ...(ev.payment?.relatedRefs ?? [])].filter((x): x is string => !!x))];
+  const payRefs = paymentRefsOf(ev);
   if (ev.invoice?.ref && payRefs.length) {
     // Both lookups in one statement (a new failure, the pipeline's common case, finds neither).
     const lookups = payRefs.map((_, i) => `(SELECT invoice_id FROM invoice_payment_refs WHERE merchant_id = $1 AND provider = $2 AND payment_ref = $${i + 4})`);
@@ -93,14 +93,13 @@ export async function findInvoice(sql: Sql, ev: PaymentEvent, link?: LinkOutcome
     ]);
     if (r.rows[0]) return r.rows[0];
   }
-  const refs = [ev.payment?.ref, ...(ev.payment?.relatedRefs ?? [])].filter((x): x is string => !!x);
-  if (refs.length) {
+  const unique = paymentRefsOf(ev);
+  if (unique.length) {
     // One primary-key lookup per ref (equality on every key column), then the invoice by its key.
     // Written as `payment_ref = ANY($3)`, PostgreSQL 15 on a table without fresh statistics (a new
     // deployment, the benchmark) used only (merchant_id, provider) of the index and filtered every
     // ref of the merchant: 1 ms and ~2,000 buffers per event at 2,000 invoices, growing with the
     // table — the costliest statement of the pipeline (pg_stat_statements, BENCHMARKS.md).
-    const unique = [...new Set(refs)];
     const lookups = unique.map((_, i) => `(SELECT invoice_id FROM invoice_payment_refs WHERE merchant_id = $1 AND provider = $2 AND payment_ref = $${i + 3})`);
     const r = await sql.query<InvoiceRow>(
       `SELECT * FROM invoices WHERE id = (SELECT invoice_id FROM (${lookups.join(' UNION ALL ')}) AS hit(invoice_id) WHERE invoice_id IS NOT NULL LIMIT 1) FOR UPDATE`,
@@ -112,14 +111,14 @@ export async function findInvoice(sql: Sql, ev: PaymentEvent, link?: LinkOutcome
 }
 
 async function rememberPaymentRefs(sql: Sql, ev: PaymentEvent, invoiceId: string): Promise<void> {
-  const refs = [ev.payment?.ref, ...(ev.payment?.relatedRefs ?? [])].filter((x): x is string => !!x);
+  const refs = paymentRefsOf(ev);
   if (!refs.length) return;
   forgetInvoiceRefs(sql, ev);
   // One statement for all of them (a charge and its payment intent: two refs on most events).
   await sql.query(
     `INSERT INTO invoice_payment_refs (merchant_id, provider, payment_ref, invoice_id)
      SELECT $1, $2, r, $4 FROM unnest($3::text[]) AS r ON CONFLICT DO NOTHING`,
-    [ev.merchantId, ev.provider, [...new Set(refs)], invoiceId],
+    [ev.merchantId, ev.provider, refs, invoiceId],
   );
 }
 
@@ -134,7 +133,7 @@ async function insertInvoice(
   decided?: { id: string; patch: InvoicePatch },
 ): Promise<{ invoice: InvoiceRow; inserted: boolean }> {
   const inv = ev.invoice!;
-  const refs = [...new Set([ev.payment?.ref, ...(ev.payment?.relatedRefs ?? [])].filter((x): x is string => !!x))];
+  const refs = paymentRefsOf(ev);
   const keys = inv.linkKeys ?? [];
   const values: Record<string, unknown> = {
     id: decided?.id ?? newId('inv'), merchant_id: ev.merchantId, customer_id: customerId, provider: ev.provider, provider_ref: inv.ref,

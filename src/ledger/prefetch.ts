@@ -36,7 +36,8 @@ interface Prefetched {
 const batches = new WeakMap<Sql, Prefetched>();
 const key = (...parts: string[]) => parts.join('\u0000');
 
-function paymentRefsOf(ev: PaymentEvent): string[] {
+/** An event's payment refs (its payment and the related ones: a charge and its intent), each once. */
+export function paymentRefsOf(ev: Pick<PaymentEvent, 'payment'>): string[] {
   return [...new Set([ev.payment?.ref, ...(ev.payment?.relatedRefs ?? [])].filter((x): x is string => !!x))];
 }
 

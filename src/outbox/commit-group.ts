@@ -26,7 +26,7 @@ import { DatabaseUnavailable, isConnectionError } from '../store/db';
 import { deferWrites } from '../store/deferred';
 import type { Dispatcher } from '../queue/dispatcher';
 import { addManyToOutbox, type DispatchItem, type OutboxInput } from './outbox';
-import { doorbell } from './batch';
+import { dispatchCommitted } from '../context';
 
 /** Collects outbox rows inside a transaction (the shape of HubContext's OutboxWriter). */
 interface Writer {
@@ -77,19 +77,10 @@ export function createCommitGroup(
     });
   }
 
-  const dispatchNow = (items: DispatchItem[]) => {
-    if (!items.length) return;
-    try {
-      deps.dispatcher.dispatch(doorbell(items)).catch(() => undefined);
-    } catch {
-      // The reconciler still has the rows (see dispatchCommitted).
-    }
-  };
-
   async function run(batch: Waiting[]): Promise<void> {
     try {
       const { results, dispatch } = await inOneTx(batch);
-      dispatchNow(dispatch);
+      dispatchCommitted(deps.dispatcher, dispatch);
       batch.forEach((w, i) => w.resolve(results[i]));
       return;
     } catch (err) {
@@ -101,7 +92,7 @@ export function createCommitGroup(
     for (const w of batch) {
       try {
         const { results, dispatch } = await inOneTx([w]);
-        dispatchNow(dispatch);
+        dispatchCommitted(deps.dispatcher, dispatch);
         w.resolve(results[0]);
       } catch (err) {
         w.reject(err);
