@@ -10,14 +10,10 @@ import type { Sql } from '../store/db';
 import type { OutboxWriter } from '../context';
 import type { OutboxRow } from '../outbox/outbox';
 import { completeRow } from '../outbox/outbox';
-import type { CaseRow, ClaimRow, InvoiceRow } from '../ledger/rows';
-import { decideClaimUpdate, isNewer } from '../ledger/agency-update-decision';
-import { addHistory, addHistoryRows, type HistoryEntry } from '../ledger/history';
-import { refreshCaseStatus } from '../ledger/case-status';
+import { isNewer } from '../ledger/agency-update-decision';
 import { recordExchanges, type ExchangeEntry } from '../exchanges/exchange-log';
 import { Permanent } from '../pipeline/errors';
-
-const TERMINAL = ['paid', 'withdrawn', 'uncollectible', 'closed'];
+import { applyUpdateInMemory, flushUpdateState, loadUpdateState, type UpdateState } from './update-state';
 
 /** Store updates (deduplicated by partner + id) and owe their application. Returns how many were new. */
 export async function storePartnerUpdates(
@@ -77,58 +73,6 @@ export async function storePartnerUpdates(
 /** Is (occurredAt, seq) strictly newer than what was last applied? (src/ledger/agency-update-decision.ts) */
 export { isNewer };
 
-/**
- * One update for one claim: the decision is pure (src/ledger/agency-update-decision.ts
- * decideClaimUpdate: ordering, the collected amount, the invoice's mirror, owed back); this loads
- * the claim's invoice (locked after the claim, as the PSP side locks) and writes what it returns.
- */
-async function applyToClaim(sql: Sql, claim: ClaimRow, u: AgencyUpdate, source: string, now: Date, caseLevel = false): Promise<boolean> {
-  const inv = (await sql.query<InvoiceRow>(`SELECT * FROM invoices WHERE id = $1 FOR UPDATE`, [claim.invoice_id])).rows[0] ?? null;
-  const d = decideClaimUpdate(claim, inv, u, { source, caseLevel });
-  const cp = d.claimPatch;
-  if (cp?.lastUpdate) {
-    await sql.query(
-      `UPDATE claims SET status = $2, resolution = $3, amount_collected = $4, arrangement = COALESCE($5, arrangement),
-         last_update_at = $6, last_update_seq = $7, updated_at = $8,
-         amount_update_at = CASE WHEN $9 THEN $6 ELSE amount_update_at END, amount_update_seq = CASE WHEN $9 THEN $7 ELSE amount_update_seq END
-       WHERE id = $1`,
-      [claim.id, cp.status, cp.resolution ?? null, cp.amountCollected, cp.arrangement ? JSON.stringify(cp.arrangement) : null, new Date(u.occurredAt), u.seq, now, cp.amountUpdate],
-    );
-  } else if (cp) {
-    await sql.query(`UPDATE claims SET amount_collected = $2, amount_update_at = $3, amount_update_seq = $4 WHERE id = $1`, [claim.id, cp.amountCollected, new Date(u.occurredAt), u.seq]);
-  }
-  const ip = d.invoicePatch;
-  if (ip && inv) {
-    const params: unknown[] = [inv.id];
-    const sets: string[] = [];
-    const set = (column: string, value: unknown) => {
-      params.push(value);
-      sets.push(`${column} = $${params.length}`);
-    };
-    if ('status' in ip) set('status', ip.status);
-    if ('resolution' in ip) set('resolution', ip.resolution);
-    if ('resolvedBy' in ip) set('resolved_by', ip.resolvedBy);
-    if (ip.arrangement) set('arrangement', JSON.stringify(ip.arrangement));
-    if ('amountCollected' in ip) set('amount_collected', ip.amountCollected);
-    if ('amountOwedBack' in ip) set('amount_owed_back', ip.amountOwedBack);
-    if (ip.lastUpdate) {
-      set('last_update_at', new Date(u.occurredAt));
-      set('last_update_seq', u.seq);
-    }
-    set('updated_at', now);
-    await sql.query(`UPDATE invoices SET ${sets.join(', ')} WHERE id = $1`, params);
-  }
-  if (d.owed && inv) {
-    // The sync log says it for the merchant (and the owed_back timeline row, below, is the webhook).
-    await recordExchanges(sql, [{
-      merchantId: inv.merchant_id, direction: 'in', party: source, operation: 'owed back', outcome: 'ok', customerId: inv.customer_id, invoiceId: inv.id,
-      caseId: claim.case_id, summary: `update ${u.id}: ${d.owed.summary}`, at: now,
-    }]);
-  }
-  await addHistoryRows(sql, d.history, now);
-  return d.applied;
-}
-
 /** A stored update as applyUpdate reads it (locked). */
 export interface StoredUpdate {
   id: number;
@@ -160,70 +104,32 @@ export async function markUpdates(sql: Sql, marks: NonNullable<UpdateOutcome['ma
 }
 
 /**
- * Apply one stored update inside the caller's transaction (its outbox row is completed by the
- * caller). `stored`: the update as the caller locked it (lockStoredUpdates); without it this locks it.
+ * Apply stored updates inside the caller's transaction, set-based (src/sync/update-state.ts): the
+ * rows they touch are locked and loaded once, each update is decided in memory in order, and
+ * the changes are written by `finish` (the caller completes the outbox rows and writes the marks).
  */
-export async function applyUpdate(
-  sql: Sql, id: number, now: Date, stored?: StoredUpdate | null,
-  /** The customer of the update's case, when the caller read it already (a case's customer never changes). */
-  caseCustomerId?: string | null,
-): Promise<UpdateOutcome> {
-  if (stored === undefined) stored = (await lockStoredUpdates(sql, [id])).get(id) ?? null;
-  if (!stored) throw new Permanent(`partner update ${id} not found`);
-  if (stored.status !== 'received') return { outcome: stored.status };
-  const u = stored.payload;
-  const partnerId = stored.partner_id;
-  // Only a case this partner holds: one agency can never touch another's cases (tenant safety).
-  const found = caseCustomerId
-    ? { customer_id: caseCustomerId }
-    : (await sql.query<{ customer_id: string }>(`SELECT customer_id FROM cases WHERE partner_id = $1 AND (partner_ref = $2 OR id = $3)`, [partnerId, u.caseId, u.caseReference])).rows[0];
-  // Lock in the same order as the PSP side (customer, then debtor, then invoice/claim/case) so the two
-  // never deadlock. The debtor matters since a case may hold the invoices of the same person's
-  // customers at other PSPs, whose events lock only their own customer (src/ledger/debtors.ts).
-  if (found) await sql.query(`SELECT d.id FROM customers c JOIN debtors d ON d.id = c.debtor_id WHERE c.id = $1 FOR UPDATE OF c, d`, [found.customer_id]);
-  const kase = found
-    ? (await sql.query<CaseRow>(`SELECT * FROM cases WHERE partner_id = $1 AND (partner_ref = $2 OR id = $3) FOR UPDATE`, [partnerId, u.caseId, u.caseReference])).rows[0]
-    : undefined;
-  if (!kase) {
-    await sql.query(`UPDATE partner_updates SET status = 'failed', error = $2 WHERE id = $1`, [id, `no case ${u.caseId} (${u.caseReference}) at ${partnerId}`]);
-    return { outcome: 'unknown case' };
-  }
-  let applied = false;
-  if (u.claimReference) {
-    const claim = (await sql.query<ClaimRow>(`SELECT * FROM claims WHERE id = $1 AND case_id = $2 FOR UPDATE`, [u.claimReference, kase.id])).rows[0];
-    if (!claim) {
-      await sql.query(`UPDATE partner_updates SET status = 'failed', error = $2 WHERE id = $1`, [id, `no claim ${u.claimReference} on case ${kase.id}`]);
-      return { outcome: 'unknown claim' };
-    }
-    applied = await applyToClaim(sql, claim, u, partnerId, now);
-    // The case follows its claims (src/ledger/case-status.ts): progress too, not only an end.
-    if (applied) await refreshCaseStatus(sql, kase.id, now, partnerId);
-  } else if (isNewer(u, { at: kase.last_update_at, seq: kase.last_update_seq }) && !(TERMINAL.includes(kase.status) && !TERMINAL.includes(u.status))) {
-    // (A case whose claims have all ended is not reopened by an older or progress-only case update.)
-    applied = true;
-    const closing = TERMINAL.includes(u.status);
-    await sql.query(
-      `UPDATE cases SET status = $2, resolution = COALESCE($3, resolution), last_update_at = $4, last_update_seq = $5, updated_at = $6,
-         closed_at = CASE WHEN $7 THEN $6 ELSE closed_at END WHERE id = $1`,
-      [kase.id, u.status, u.reason ?? null, new Date(u.occurredAt), u.seq, now, closing],
-    );
-    await addHistory(sql, { merchantId: kase.merchant_id, entity: 'case', entityId: kase.id, status: u.status, reason: u.reason ?? null, source: partnerId, occurredAt: u.occurredAt, detail: { updateId: u.id, seq: u.seq, note: u.note } }, now);
-    // A case-wide status holds for every claim still open whose own news is older.
-    const claims = (await sql.query<ClaimRow>(`SELECT * FROM claims WHERE case_id = $1 AND status NOT IN ('paid','withdrawn','uncollectible','closed') FOR UPDATE`, [kase.id])).rows;
-    // On a case of one claim the case's amount is that claim's: applied as the claim's own, so an
-    // update that overtakes the claim-level one (two workers) never shows the invoice paid with
-    // nothing collected (seen in services mode: test/e2e/stripe-to-agency.test.ts).
-    const sole = claims.length === 1 && !!u.amountCollected &&
-      Number((await sql.query<{ n: number }>(`SELECT count(*)::int AS n FROM claims WHERE case_id = $1`, [kase.id])).rows[0].n) === 1;
-    for (const c of claims) await applyToClaim(sql, c, u, partnerId, now, !sole);
-  }
-  if (!applied) {
-    await recordExchanges(sql, [{
-      merchantId: kase.merchant_id, direction: 'in', party: partnerId, operation: `update ${u.status}`, outcome: 'stale', caseId: kase.id,
-      customerId: kase.customer_id, summary: `update ${u.id} (seq ${u.seq}, ${u.occurredAt}) is older than the state it would replace: not applied`, at: now,
-    }]);
-  }
-  return { outcome: applied ? 'applied' : 'stale', mark: { id, status: applied ? 'applied' : 'stale' } };
+export function updateApplier(sql: Sql, now: Date) {
+  let state: UpdateState | null = null;
+  return {
+    /** Lock and load what these stored updates touch (`customerIds`: their cases' customers, read before). */
+    async load(stored: StoredUpdate[], customerIds: string[]): Promise<void> {
+      const live = stored.filter((s) => s.status === 'received');
+      state = await loadUpdateState(sql, live.map((s) => ({ partnerId: s.partner_id, caseId: s.payload.caseId, caseReference: s.payload.caseReference })), customerIds);
+    },
+    /** One update (null: not found), decided against the loaded state as the updates before it left it. */
+    apply(id: number, stored: StoredUpdate | null): UpdateOutcome {
+      if (!stored) throw new Permanent(`partner update ${id} not found`);
+      if (stored.status !== 'received') return { outcome: stored.status };
+      if (!state) throw new Error('updateApplier: load() first');
+      const r = applyUpdateInMemory(state, id, stored.partner_id, stored.payload, now);
+      if (r.outcome === 'unknown case' || r.outcome === 'unknown claim') return { outcome: r.outcome };
+      return { outcome: r.outcome, mark: { id, status: r.outcome } };
+    },
+    /** Write what the updates changed. */
+    async finish(): Promise<void> {
+      if (state) await flushUpdateState(sql, state, now);
+    },
+  };
 }
 
 /** The metric and log line of an applied update (after its commit). */
@@ -237,7 +143,14 @@ export async function applyPartnerUpdate(ctx: HubContext, row: OutboxRow<'apply_
   const id = Number(row.payload.partnerUpdateId);
   const now = ctx.clock.now();
   const { outcome } = await ctx.commit(async (sql) => {
-    const out = await applyUpdate(sql, id, now);
+    const stored = (await lockStoredUpdates(sql, [id])).get(id) ?? null;
+    const customer = stored
+      ? (await sql.query<{ customer_id: string }>(`SELECT customer_id FROM cases WHERE partner_id = $1 AND (partner_ref = $2 OR id = $3)`, [stored.partner_id, stored.payload.caseId, stored.payload.caseReference])).rows[0]
+      : undefined;
+    const applier = updateApplier(sql, now);
+    await applier.load(stored ? [stored] : [], customer ? [customer.customer_id] : []);
+    const out = applier.apply(id, stored);
+    await applier.finish();
     if (out.mark) await markUpdates(sql, [out.mark], now);
     await completeRow(sql, row.id, now);
     return out;

@@ -4,7 +4,9 @@
  * whatever is due, loads in one query which customer each update's case belongs to, and applies
  * them in one transaction that first takes those customers' locks in the same sorted order as the
  * event batches (so the two never deadlock), locks the stored updates in one statement, and writes
- * the updates' own marks, the history and the outbox rows as one multi-row statement each.
+ * the updates' own marks, the history and the outbox rows as one multi-row statement each. The
+ * updates themselves are set-based (src/sync/update-state.ts): the cases, claims and invoices they
+ * touch are locked and loaded in a few statements, decided in memory, written once per table.
  */
 import type { HubContext } from '../context';
 import { DatabaseUnavailable, isConnectionError } from '../store/db';
@@ -12,7 +14,7 @@ import type { OutboxRow } from '../outbox/outbox';
 import { EVENT_BATCH_DEFAULTS, type BatchOutcome, type EventBatchOptions } from '../outbox/batch';
 import { applyInTransactions, type TxBatchPlan } from '../pipeline/batch-tx';
 import { customerLockKey } from '../pipeline/event-batch';
-import { applyUpdate, lockStoredUpdates, markUpdates, reportUpdate, type StoredUpdate, type UpdateOutcome } from './partner-updates';
+import { lockStoredUpdates, markUpdates, reportUpdate, updateApplier, type StoredUpdate, type UpdateOutcome } from './partner-updates';
 
 interface Item {
   row: OutboxRow<'apply_update'>;
@@ -41,15 +43,21 @@ async function lockKeysOf(ctx: HubContext, ids: number[]): Promise<Map<number, {
 }
 
 function updatePlan(ctx: HubContext): TxBatchPlan<Item, UpdateOutcome> {
-  /** The running transaction's stored updates (locked once for all of them). */
+  /** The running transaction's stored updates (locked once for all of them) and its applier (src/sync/update-state.ts). */
   let stored = new Map<number, StoredUpdate>();
+  let applier: ReturnType<typeof updateApplier>;
   return {
     lockKeys: (items) => items.map((i) => i.key).filter((k): k is string => !!k),
-    async start(sql, items) {
+    async start(sql, items, now) {
       stored = await lockStoredUpdates(sql, items.map((i) => i.id));
+      applier = updateApplier(sql, now);
+      await applier.load([...stored.values()], items.map((i) => i.customerId).filter((c): c is string => !!c));
     },
-    apply: (sql, _outbox, item, now) => applyUpdate(sql, item.id, now, stored.get(item.id) ?? null, item.customerId),
-    finish: (sql, applied, now) => markUpdates(sql, applied.map((a) => a.result.mark).filter((m): m is NonNullable<UpdateOutcome['mark']> => !!m), now),
+    apply: async (_sql, _outbox, item) => applier.apply(item.id, stored.get(item.id) ?? null),
+    async finish(sql, applied, now) {
+      await applier.finish();
+      await markUpdates(sql, applied.map((a) => a.result.mark).filter((m): m is NonNullable<UpdateOutcome['mark']> => !!m), now);
+    },
     report: (item, result) => reportUpdate(ctx, item.row, result.outcome),
   };
 }
