@@ -61,11 +61,10 @@ export async function loadUpdateState(sql: Sql, refs: UpdateRef[], customerIds: 
   }
   if (!refs.length) return state;
   state.cases = (await sql.query<CaseRow>(
-    `SELECT k.* FROM cases k
-      WHERE k.id IN (SELECT k2.id FROM cases k2 JOIN unnest($1::text[], $2::text[], $3::text[]) AS u(partner_id, ref, id)
-                       ON k2.partner_id = u.partner_id AND (k2.partner_ref = u.ref OR k2.id = u.id))
-      ORDER BY k.id FOR UPDATE`,
-    [refs.map((r) => r.partnerId), refs.map((r) => r.caseId ?? null), refs.map((r) => r.caseReference ?? null)],
+    // Two index lookups (the partner's ref, our id), not a join on an OR; findCase then matches each
+    // update to its partner's case only.
+    `SELECT * FROM cases WHERE partner_id = ANY($1::text[]) AND (partner_ref = ANY($2::text[]) OR id = ANY($3::text[])) ORDER BY id FOR UPDATE`,
+    [[...new Set(refs.map((r) => r.partnerId))], refs.map((r) => r.caseId).filter((x): x is string => x != null), refs.map((r) => r.caseReference).filter((x): x is string => x != null)],
   )).rows;
   if (!state.cases.length) return state;
   const claims = (await sql.query<Claim>(`SELECT * FROM claims WHERE case_id = ANY($1::text[]) ORDER BY id FOR UPDATE`, [state.cases.map((k) => k.id)])).rows;
