@@ -27,16 +27,23 @@ describe.each<Backend>(BACKENDS)('apply_update in batches ($name)', (backend) =>
     return env.db;
   }
 
-  /** The hub's context over this store, its transactions counted; no queue (nothing here needs one). */
-  async function counted(): Promise<{ ctx: HubContext; txs: () => number }> {
+  /** The hub's context over this store, its transactions and their statements counted; no queue (nothing here needs one). */
+  async function counted(): Promise<{ ctx: HubContext; txs: () => number; statements: () => number }> {
     const base = await db();
     let txs = 0;
-    const wrapped = { ...base, query: base.query.bind(base), exec: base.exec.bind(base), tx: <T>(fn: Parameters<typeof base.tx<T>>[0]) => (txs++, base.tx(fn)) };
+    let statements = 0;
+    const wrapped = {
+      ...base, query: base.query.bind(base), exec: base.exec.bind(base),
+      tx: <T>(fn: Parameters<typeof base.tx<T>>[0]) => {
+        txs++;
+        return base.tx((sql) => fn({ ...sql, query: ((text: string, params?: unknown[]) => (statements++, sql.query(text, params))) as typeof sql.query }));
+      },
+    };
     const ctx = {
       db: wrapped, clock: { now: () => new Date() }, logger: createLogger({ silent: true }), metrics: createMetrics(),
       dispatcher: { kind: 'in-process', dispatch: async () => undefined },
     } as unknown as HubContext;
-    return { ctx, txs: () => txs };
+    return { ctx, txs: () => txs, statements: () => statements };
   }
 
   let n = 0;
@@ -97,6 +104,25 @@ describe.each<Backend>(BACKENDS)('apply_update in batches ($name)', (backend) =>
     const again = await runUpdateBatch(ctx, rows);
     expect(again.done).toHaveLength(10);
     expect(await historyOf(claimIds)).toBe(10);
+  });
+
+  test('set-based: a batch of 20 updates costs the same statements as a batch of 5', async () => {
+    const cost = async (count: number) => {
+      const { claimIds } = await seed(count);
+      const rows = await claim();
+      expect(rows).toHaveLength(count);
+      const { ctx, txs, statements } = await counted();
+      const out = await runUpdateBatch(ctx, rows, { ...EVENT_BATCH_DEFAULTS, maxTxMs: 60_000 });
+      expect(out.done).toHaveLength(count);
+      expect(txs()).toBe(1);
+      expect(await statuses('claims', claimIds)).toEqual(claimIds.map(() => 'in_collection'));
+      return statements();
+    };
+    const five = await cost(5);
+    const twenty = await cost(20);
+    expect(twenty).toBe(five);
+    // Locks and loads, the writes per table, the marks, the history and the completion.
+    expect(five).toBeLessThanOrEqual(12);
   });
 
   test('one update whose write fails never fails its batch: the others commit, only it is settled as a failure', async () => {
