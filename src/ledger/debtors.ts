@@ -20,6 +20,11 @@ export interface DebtorLinkResult {
   key: DebtorKey['kind'];
   /** What the customer row held before this event (null: a customer seen for the first time). */
   known: { email: string | null; merchantRef: string | null } | null;
+  /**
+   * The debtor is a new customer's own and is not written yet: the caller creates it in the
+   * customer's own upsert (one statement for both, the pipeline's common case; BENCHMARKS.md).
+   */
+  createWithCustomer?: { id: string; merchantId: string; at: Date };
 }
 
 /**
@@ -33,6 +38,9 @@ export function ownDebtorId(merchantId: string, provider: string, providerRef: s
   for (let i = 0; i < 20; i++) s += ALPHABET[h[i] & 31];
   return `dbt_${s}`;
 }
+
+/** A customer's own debtor, created or (changing nothing) locked: $1 id, $2 merchant, $3 created at. */
+export const DEBTOR_UPSERT = `INSERT INTO debtors (id, merchant_id, created_at) VALUES ($1,$2,$3) ON CONFLICT (id) DO UPDATE SET merchant_id = debtors.merchant_id`;
 
 /**
  * Find the debtor for the customer `c` of this event (creating, adopting or moving as
@@ -74,8 +82,13 @@ export async function linkDebtor(
     await sql.query(`UPDATE debtors SET ${column} = $2 WHERE id = $1`, [debtorId, (key as { value: string }).value]);
   } else if (link.action === 'new_own') {
     debtorId = ownDebtorId(merchantId, provider, c.ref);
+    if (!current) {
+      // A customer seen for the first time: its debtor is written (and locked) by the customer's
+      // upsert, in the same statement (upsertCustomer); nothing below needs the row before that.
+      return { debtorId, movedFrom: null, key: key.kind, known: null, createWithCustomer: { id: debtorId, merchantId, at: now } };
+    }
     // DO UPDATE (changing nothing) rather than DO NOTHING: the row is locked whether it was new or not.
-    await sql.query(`INSERT INTO debtors (id, merchant_id, created_at) VALUES ($1,$2,$3) ON CONFLICT (id) DO UPDATE SET merchant_id = debtors.merchant_id`, [debtorId, merchantId, now]);
+    await sql.query(DEBTOR_UPSERT, [debtorId, merchantId, now]);
     locked = true;
   } else {
     const value = (key as { value: string }).value;

@@ -22,7 +22,7 @@ import { partnerLane } from '../outbox/outbox';
 import { refreshCaseStatus } from './case-status';
 import { findLinkedInvoice, withLinkNote, type LinkOutcome } from './invoice-link';
 import { writeBackIdempotencyKey } from '../notify/stripe-writeback-stage';
-import { linkDebtor } from './debtors';
+import { DEBTOR_UPSERT, linkDebtor } from './debtors';
 import type { IdentifierHasher } from '../screening/identifiers';
 import { learnIdentifiers } from '../screening/store';
 import { decidePaymentEvent, invoiceStateOf, type InvoicePatch, type LiveClaim, type PaymentDecision } from './payment-decision';
@@ -47,8 +47,10 @@ export async function upsertCustomer(sql: Sql, merchant: MerchantSettings, ev: P
   // The merchant-level debtor first (src/ledger/debtors.ts): it locks the customer, then the debtor.
   const link = await linkDebtor(sql, ev.merchantId, ev.provider, c, merchant.policy, now);
   const debtorId = link.debtorId;
+  // A new customer's own debtor is written here, before the customer, in the same statement.
+  const debtor = link.createWithCustomer;
   const r = await sql.query<CustomerRow>(
-    `INSERT INTO customers (id, merchant_id, provider, provider_ref, name, email, phone, address, country, locale, type, created_at, updated_at, debtor_id, merchant_ref)
+    `${debtor ? `WITH debtor AS (${DEBTOR_UPSERT.replace('$1,$2,$3', '$13,$2,$12')} RETURNING id) ` : ''}INSERT INTO customers (id, merchant_id, provider, provider_ref, name, email, phone, address, country, locale, type, created_at, updated_at, debtor_id, merchant_ref)
      VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$12,$13,$14)
      ON CONFLICT (merchant_id, provider, provider_ref) DO UPDATE SET
        name = COALESCE(EXCLUDED.name, customers.name), email = COALESCE(EXCLUDED.email, customers.email),
