@@ -31,8 +31,8 @@ export interface TxBatchPlan<T extends { row: OutboxRow }, R> {
   start?(sql: Sql, items: T[], now: Date): Promise<void>;
   /** Apply one item inside the batch's transaction. */
   apply(sql: Sql, outbox: OutboxWriter, item: T, now: Date): Promise<R>;
-  /** Batch-level writes once every item of the transaction has run (multi-row statements). */
-  finish?(sql: Sql, applied: { item: T; result: R }[], now: Date): Promise<void>;
+  /** Batch-level work once every item of the transaction has run (set-based decisions, multi-row statements). */
+  finish?(sql: Sql, applied: { item: T; result: R }[], now: Date, outbox: OutboxWriter): Promise<void>;
   /** After the commit: metrics and log lines. */
   report?(item: T, result: R): void;
 }
@@ -89,7 +89,7 @@ async function applyInOneTx<T extends { row: OutboxRow }, R>(
         taken++;
         applied.push({ item, result: await plan.apply(sql, outbox, item, now) });
       }
-      if (plan.finish) await plan.finish(sql, applied, now);
+      if (plan.finish) await plan.finish(sql, applied, now, outbox);
       await held.flush();
       dispatch = await addManyToOutbox(txSql, pending, now);
       await completeRows(txSql, applied.map((a) => a.item.row), now);

@@ -9,6 +9,8 @@
  * 3. **Apply** them in one transaction (batch-tx.ts): the batch's customers are locked first, in a
  *    fixed order (advisory locks sorted by key), so two concurrent batches never deadlock; the
  *    stored events are locked and checked in one statement; the ledger decides event by event;
+ *    the hand-overs the events made due are then checked for the whole batch at once (one read,
+ *    one write for every case opened or stacked: handover-check.ts);
  *    what needs no read-back (history, outbox rows) and the events' own marks are written at the
  *    end, one multi-row statement each; the batch's rows are completed in one statement and the
  *    batch commits once. A transaction is also capped by time (`maxTxMs`): what is left goes on
@@ -30,7 +32,7 @@ import { Permanent } from './errors';
 import { applyInTransactions, mapLimited, type TxBatchPlan } from './batch-tx';
 import { prefetchLedger } from '../ledger/prefetch';
 import {
-  applyPreparedEvent, loadStoredEvents, lockReceived, markEvents, prepareEvent, reportApplied,
+  applyPreparedEvent, loadStoredEvents, lockReceived, markEvents, prepareEvent, reportApplied, runChecks,
   type AppliedEvent, type EventMark, type InboundEventRow, type PreparedEvent,
 } from './process-event';
 
@@ -65,7 +67,11 @@ function eventPlan(ctx: HubContext): TxBatchPlan<Ready, AppliedEvent | null> {
     },
     apply: async (sql, outbox, item, now) =>
       item.prepared ? applyPreparedEvent(ctx, sql, outbox, item.prepared, now, received.has(Number(item.prepared.stored.id))) : null,
-    finish: (sql, applied, now) => markEvents(sql, applied.map((a) => a.result?.mark).filter((m): m is EventMark => !!m), now),
+    async finish(sql, applied, now, outbox) {
+      // The hand-over checks the batch's events made due, set-based for the whole batch (handover-check.ts).
+      await runChecks(ctx, sql, outbox, applied.map((a) => a.result), now);
+      await markEvents(sql, applied.map((a) => a.result?.mark).filter((m): m is EventMark => !!m), now);
+    },
     report(item, result) {
       if (result && item.prepared) reportApplied(ctx, item.prepared, result);
     },

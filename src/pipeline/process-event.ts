@@ -10,7 +10,7 @@ import { completeRow } from '../outbox/outbox';
 import { pspConnectors } from '../../connectors/registry';
 import { applyPaymentEvent } from '../ledger/payment-ledger';
 import { Permanent } from './errors';
-import { checkHandover } from './handover-check';
+import { checkHandovers, type HandoverSubject } from './handover-check';
 import type { PaymentEvent } from '../domain/types';
 
 export interface InboundEventRow {
@@ -36,6 +36,8 @@ export interface AppliedEvent {
   invoiceId: string | null;
   note: string;
   handover?: string[];
+  /** The hand-over checks the event made due at once, for the caller to run (checkHandovers; a batch runs all of its events' together). */
+  checks?: HandoverSubject[];
   /** What the event's row and its sync-log line are to say (markEvents); none when settled already. */
   mark?: EventMark;
 }
@@ -161,15 +163,14 @@ export async function applyPreparedEvent(ctx: HubContext, sql: Sql, outbox: Outb
       dueAt: new Date(now.getTime() + ctx.config.delivery.baseDelayMs),
     });
   }
-  const handover: string[] = [];
   // The event's own customer and its debtor are locked already (the ledger's upsert): the check need not lock them again.
-  for (const customerId of checkNow) handover.push(...(await checkHandover(ctx, sql, outbox, customerId, now, res.customer?.id === customerId ? res.customer : undefined)));
+  const checks: HandoverSubject[] = [...checkNow].map((customerId) => ({ customerId, locked: res.customer?.id === customerId ? res.customer : undefined }));
   const mark: EventMark = {
     id: Number(stored.id), status: event.kind === 'ignored' ? 'ignored' : 'processed', kind: event.kind, customerId: res.customerId, invoiceId: res.invoiceId,
     summary: `${event.kind}: ${event.kind === 'ignored' && typeof event.detail?.note === 'string' ? event.detail.note : res.note}`, ignored: event.kind === 'ignored',
   };
   const { customer: _customer, ...rest } = res;
-  return { ...rest, handover, mark };
+  return { ...rest, checks, mark };
 }
 
 /** The metric and log line of an applied event (after its commit). */
@@ -196,9 +197,44 @@ export async function processEvent(ctx: HubContext, row: OutboxRow<'process_even
   const now = ctx.clock.now();
   const result = await ctx.commit(async (sql, outbox) => {
     const out = await applyPreparedEvent(ctx, sql, outbox, prepared, now);
+    await runChecks(ctx, sql, outbox, [out], now);
     if (out.mark) await markEvents(sql, [out.mark], now);
     await completeRow(sql, row.id, now);
     return out;
   });
   reportApplied(ctx, prepared, result);
 }
+
+/**
+ * Run the hand-over checks applied events made due, all in one set (checkHandovers), after the
+ * events themselves: as if each check were its own row due a moment later. Each event gets the
+ * notes of its own checks, for its log line.
+ */
+export async function runChecks(ctx: HubContext, sql: Sql, outbox: OutboxWriter, applied: (AppliedEvent | null)[], now: Date): Promise<void> {
+  const subjects: HandoverSubject[] = [];
+  const latest = new Map<string, HandoverSubject>();
+  for (const a of applied) {
+    for (const s of a?.checks ?? []) {
+      // The customer as the last event that touched it left it (locked all along).
+      const known = latest.get(s.customerId);
+      if (known) {
+        if (s.locked) known.locked = s.locked;
+        continue;
+      }
+      const copy = { ...s };
+      latest.set(s.customerId, copy);
+      subjects.push(copy);
+    }
+  }
+  if (!subjects.length) return;
+  const notes = await checkHandovers(ctx, sql, outbox, subjects, now);
+  const told = new Set<string>();
+  for (const a of applied) {
+    for (const s of a?.checks ?? []) {
+      if (told.has(s.customerId)) continue;
+      told.add(s.customerId);
+      a!.handover = [...(a!.handover ?? []), ...(notes.get(s.customerId) ?? [])];
+    }
+  }
+}
+
