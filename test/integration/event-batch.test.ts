@@ -76,11 +76,18 @@ describe.each<Mode>(['embedded', 'services'])('process_event in batches (%s mode
   const claimParked = (limit: number) => claimEventBatch(s.hub.ctx.db, new Date(Date.now() + 2 * HOUR), 30_000, limit);
 
   /** The hub's context with its transactions counted. */
-  function counted(): { ctx: HubContext; txs: () => number } {
+  function counted(): { ctx: HubContext; txs: () => number; statements: string[] } {
     let txs = 0;
+    const statements: string[] = [];
     const base = s.hub.ctx;
-    const db = { ...base.db, query: base.db.query.bind(base.db), exec: base.db.exec.bind(base.db), tx: <T>(fn: Parameters<typeof base.db.tx<T>>[0]) => (txs++, base.db.tx(fn)) };
-    return { ctx: { ...base, db } as HubContext, txs: () => txs };
+    const db = {
+      ...base.db, query: base.db.query.bind(base.db), exec: base.db.exec.bind(base.db),
+      tx: <T>(fn: Parameters<typeof base.db.tx<T>>[0]) => {
+        txs++;
+        return base.db.tx((sql) => fn({ ...sql, query: ((text: string, params?: unknown[]) => (statements.push(text), sql.query(text, params))) as typeof sql.query }));
+      },
+    };
+    return { ctx: { ...base, db } as HubContext, txs: () => txs, statements };
   }
 
   const invoiceCount = async (refs: string[]) =>
@@ -102,6 +109,22 @@ describe.each<Mode>(['embedded', 'services'])('process_event in batches (%s mode
     expect(new Set(after.map((r) => r.status))).toEqual(new Set(['done']));
     // One commit: the batch's rows share their completion time.
     expect(new Set(after.map((r) => new Date((r as OutboxRow & { done_at: string }).done_at).getTime())).size).toBe(1);
+  });
+
+  maybe("the hand-overs a batch makes due are checked at once: one read and one write for all of the batch's cases", async () => {
+    const refs = await parked('h', 12);
+    const rows = await claimParked(100);
+    expect(rows).toHaveLength(12);
+    const { ctx, statements } = counted();
+    const out = await runEventBatch(ctx, rows, { ...EVENT_BATCH_DEFAULTS, maxTxMs: 60_000 });
+    expect(out.done).toHaveLength(12);
+    // Twelve customers, twelve cases (hand-over after 0 days), each holding its invoice.
+    const cases = (await s.hub.ctx.db.query<{ n: number; claims: number }>(
+      `SELECT count(DISTINCT i.case_id)::int AS n, count(cl.id)::int AS claims FROM invoices i JOIN claims cl ON cl.invoice_id = i.id WHERE i.provider_ref = ANY($1::text[])`, [refs],
+    )).rows[0];
+    expect(cases).toEqual({ n: 12, claims: 12 });
+    expect(statements.filter((t) => /INSERT INTO cases/.test(t))).toHaveLength(1);
+    expect(statements.filter((t) => /AS q\(debtor_id, merchant_id, partner_id\)/.test(t))).toHaveLength(1);
   });
 
   maybe('two claims at once never take the same row, and a batch is never larger than asked', async () => {
