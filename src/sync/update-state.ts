@@ -192,58 +192,45 @@ export function applyUpdateInMemory(state: UpdateState, id: number, partnerId: s
 }
 
 const iso = (d: Date | string | null | undefined) => (d == null ? null : new Date(d).toISOString());
+const big = (v: number | string | null | undefined) => (v == null ? null : String(v));
 const json = (v: unknown) => (v == null ? null : JSON.stringify(v));
+
+/** A column written back: its name, its SQL type (jsonb travels as text), and its value in a row. */
+type Column<R> = [name: string, type: 'text' | 'bigint' | 'timestamptz' | 'jsonb', value: (row: R) => unknown];
+
+/** Write these columns of these rows (by id) in one statement: `UPDATE … FROM unnest(…)`. */
+async function updateRows<R extends { id: string }>(sql: Sql, table: 'claims' | 'invoices' | 'cases', rows: R[], columns: Column<R>[]): Promise<void> {
+  if (!rows.length) return;
+  const all: Column<R>[] = [['id', 'text', (r) => r.id], ...columns];
+  await sql.query(
+    `UPDATE ${table} t SET ${columns.map(([name, type]) => `${name} = x.${name}${type === 'jsonb' ? '::jsonb' : ''}`).join(', ')}
+       FROM unnest(${all.map(([, type], i) => `$${i + 1}::${type === 'jsonb' ? 'text' : type}[]`).join(', ')}) AS x(${all.map(([name]) => name).join(', ')})
+      WHERE t.id = x.id`,
+    all.map(([, , value]) => rows.map(value)),
+  );
+}
+
+type Row = { updated_at?: Date };
 
 /** Write what the batch changed: one statement per table that changed, plus the held-back history and sync log. */
 export async function flushUpdateState(sql: Sql, state: UpdateState, now: Date): Promise<void> {
-  const claims = [...state.changed.claims];
-  if (claims.length) {
-    await sql.query(
-      `UPDATE claims c SET status = x.status, resolution = x.resolution, amount_collected = x.amount_collected, arrangement = x.arrangement::jsonb,
-         last_update_at = x.last_update_at, last_update_seq = x.last_update_seq, amount_update_at = x.amount_update_at, amount_update_seq = x.amount_update_seq,
-         updated_at = x.updated_at
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::timestamptz[], $7::bigint[], $8::timestamptz[], $9::bigint[], $10::timestamptz[])
-         AS x(id, status, resolution, amount_collected, arrangement, last_update_at, last_update_seq, amount_update_at, amount_update_seq, updated_at)
-       WHERE c.id = x.id`,
-      [
-        claims.map((c) => c.id), claims.map((c) => c.status), claims.map((c) => c.resolution), claims.map((c) => String(c.amount_collected)), claims.map((c) => json(c.arrangement)),
-        claims.map((c) => iso(c.last_update_at)), claims.map((c) => (c.last_update_seq == null ? null : String(c.last_update_seq))),
-        claims.map((c) => iso(c.amount_update_at)), claims.map((c) => (c.amount_update_seq == null ? null : String(c.amount_update_seq))),
-        claims.map((c) => iso((c as ClaimRow & { updated_at?: Date }).updated_at ?? now)),
-      ],
-    );
-  }
-  const invoices = [...state.changed.invoices];
-  if (invoices.length) {
-    await sql.query(
-      `UPDATE invoices i SET status = x.status, resolution = x.resolution, resolved_by = x.resolved_by, arrangement = x.arrangement::jsonb,
-         amount_collected = x.amount_collected, amount_owed_back = x.amount_owed_back, last_update_at = x.last_update_at, last_update_seq = x.last_update_seq,
-         updated_at = x.updated_at
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::timestamptz[], $9::bigint[], $10::timestamptz[])
-         AS x(id, status, resolution, resolved_by, arrangement, amount_collected, amount_owed_back, last_update_at, last_update_seq, updated_at)
-       WHERE i.id = x.id`,
-      [
-        invoices.map((i) => i.id), invoices.map((i) => i.status), invoices.map((i) => i.resolution), invoices.map((i) => i.resolved_by), invoices.map((i) => json(i.arrangement)),
-        invoices.map((i) => String(i.amount_collected)), invoices.map((i) => String(i.amount_owed_back ?? 0)),
-        invoices.map((i) => iso(i.last_update_at)), invoices.map((i) => (i.last_update_seq == null ? null : String(i.last_update_seq))), invoices.map((i) => iso(i.updated_at)),
-      ],
-    );
-  }
-  const cases = [...state.changed.cases];
-  if (cases.length) {
-    await sql.query(
-      `UPDATE cases k SET status = x.status, resolution = x.resolution, last_update_at = x.last_update_at, last_update_seq = x.last_update_seq,
-         closed_at = x.closed_at, updated_at = x.updated_at
-       FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[], $6::timestamptz[], $7::timestamptz[])
-         AS x(id, status, resolution, last_update_at, last_update_seq, closed_at, updated_at)
-       WHERE k.id = x.id`,
-      [
-        cases.map((k) => k.id), cases.map((k) => k.status), cases.map((k) => k.resolution), cases.map((k) => iso(k.last_update_at)),
-        cases.map((k) => (k.last_update_seq == null ? null : String(k.last_update_seq))), cases.map((k) => iso(k.closed_at)),
-        cases.map((k) => iso((k as CaseRow & { updated_at?: Date }).updated_at ?? now)),
-      ],
-    );
-  }
+  await updateRows<Claim & Row>(sql, 'claims', [...state.changed.claims], [
+    ['status', 'text', (c) => c.status], ['resolution', 'text', (c) => c.resolution], ['amount_collected', 'bigint', (c) => big(c.amount_collected)],
+    ['arrangement', 'jsonb', (c) => json(c.arrangement)], ['last_update_at', 'timestamptz', (c) => iso(c.last_update_at)],
+    ['last_update_seq', 'bigint', (c) => big(c.last_update_seq)], ['amount_update_at', 'timestamptz', (c) => iso(c.amount_update_at)],
+    ['amount_update_seq', 'bigint', (c) => big(c.amount_update_seq)], ['updated_at', 'timestamptz', (c) => iso(c.updated_at ?? now)],
+  ]);
+  await updateRows<InvoiceRow>(sql, 'invoices', [...state.changed.invoices], [
+    ['status', 'text', (i) => i.status], ['resolution', 'text', (i) => i.resolution], ['resolved_by', 'text', (i) => i.resolved_by],
+    ['arrangement', 'jsonb', (i) => json(i.arrangement)], ['amount_collected', 'bigint', (i) => big(i.amount_collected)],
+    ['amount_owed_back', 'bigint', (i) => big(i.amount_owed_back ?? 0)], ['last_update_at', 'timestamptz', (i) => iso(i.last_update_at)],
+    ['last_update_seq', 'bigint', (i) => big(i.last_update_seq)], ['updated_at', 'timestamptz', (i) => iso(i.updated_at)],
+  ]);
+  await updateRows<CaseRow & Row>(sql, 'cases', [...state.changed.cases], [
+    ['status', 'text', (k) => k.status], ['resolution', 'text', (k) => k.resolution], ['last_update_at', 'timestamptz', (k) => iso(k.last_update_at)],
+    ['last_update_seq', 'bigint', (k) => big(k.last_update_seq)], ['closed_at', 'timestamptz', (k) => iso(k.closed_at)],
+    ['updated_at', 'timestamptz', (k) => iso(k.updated_at ?? now)],
+  ]);
   if (state.failed.length) {
     await sql.query(
       `UPDATE partner_updates p SET status = 'failed', error = x.error FROM unnest($1::bigint[], $2::text[]) AS x(id, error) WHERE p.id = x.id`,
