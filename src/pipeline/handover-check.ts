@@ -58,7 +58,7 @@ interface Writes {
   stackedCases: string[];
   /** Stacked cases whose claims carry costs: their total is summed after the write. */
   sumCosts: string[];
-  claims: { id: string; caseId: string; invoiceId: string; merchantId: string; principal: number; currency: string; costs: number | null; vat: number; basis: string | null }[];
+  claims: { id: string; caseId: string; invoiceId: string; merchantId: string; principal: number; currency: string; costs: number | null; vat: number; basis: string | null; debtorId: string }[];
   history: HistoryEntry[];
 }
 
@@ -173,6 +173,9 @@ async function decideDebtor(
       continue;
     }
     const caseId = decision.action === 'stack' ? decision.caseId : newId('cse');
+    // The Wki cap below reads the debtor's claims of its window from the store: this debtor's claims
+    // of another currency, decided just now, are written first so that it counts them.
+    if (writes.claims.some((c) => c.debtorId === debtorId)) await writeHandovers(sql, writes, now);
     // Statutory costs per claim, opened or stacked (issue 12, holes 4 and 6): each needs its own
     // letter evidence under a letter rule, and the Wki cap counts the debtor's window (./claim-costs.ts).
     const claimCosts = await priceClaims(sql, {
@@ -186,7 +189,7 @@ async function decideDebtor(
       const costs = claimCosts.get(invoiceId) ?? null;
       return {
         id: newId('clm'), caseId, invoiceId, merchantId: merchant.id, principal: Math.max(0, Number(inv.amount_due) - Number(inv.amount_paid)), currency,
-        costs: costs?.value ?? null, vat: costs?.vat ?? 0, basis: costs?.basis ?? null,
+        costs: costs?.value ?? null, vat: costs?.vat ?? 0, basis: costs?.basis ?? null, debtorId,
       };
     });
     const claimIds = claims.map((c) => c.id);
@@ -266,4 +269,5 @@ async function writeHandovers(sql: Sql, w: Writes, now: Date): Promise<void> {
   }
   for (const caseId of w.sumCosts) await sumCaseCosts(sql, caseId);
   await addHistoryRows(sql, w.history, now);
+  Object.assign(w, { newCases: [], stackedCases: [], sumCosts: [], claims: [], history: [] } satisfies Writes);
 }

@@ -13,6 +13,7 @@
  *   npm test -- test/model/money-invariants.test.ts                    # a bounded number of runs
  *   MONEY_RUNS=500 npm test -- test/model/money-invariants.test.ts     # many more
  *   MONEY_SEED=<seed> MONEY_PATH=<path> …                              # replay one failure
+ *   MONEY_NO_SHRINK=1 …                                                # the first failure, unshrunk
  *   MONEY_STRICT=1 …                                                   # pending invariants fail too
  */
 import fc from 'fast-check';
@@ -101,6 +102,8 @@ describe('money invariants (model-based, real hub)', () => {
         // (shrunk as far as the time allowed) before the test's own timeout.
         interruptAfterTimeLimit: TIME_LIMIT_MS - 20_000,
         markInterruptAsFailure: false,
+        // MONEY_NO_SHRINK=1: report the first failing history as it is, at once (shrinking re-runs histories).
+        ...(process.env.MONEY_NO_SHRINK ? { endOnFailure: true } : {}),
       },
     );
   }, TIME_LIMIT_MS);
