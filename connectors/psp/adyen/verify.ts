@@ -62,18 +62,32 @@ export function configuredHmacKeys(config: Pick<AdyenProviderConfig, 'hmacKeys'>
   return Array.isArray(config.hmacKeys) ? config.hmacKeys : [config.hmacKeys];
 }
 
-/** The signing string of one item, exactly as the reference's getDataToSign builds it. */
+/**
+ * The signing string of one item, exactly as the reference's getDataToSign builds it (a missing
+ * field is empty). A signed field that is an object or an array is refused: Adyen sends strings,
+ * numbers and booleans there, and joining an object may even throw (a `toString` that is not a
+ * function: found by the parser fuzz test).
+ */
 export function adyenSigningString(item: SignedFields): string {
-  return [
-    item.pspReference,
-    item.originalReference,
-    item.merchantAccountCode,
-    item.merchantReference,
-    item.amount?.value,
-    item.amount?.currency,
-    item.eventCode,
-    item.success,
-  ].join(':');
+  const fields: [string, unknown][] = [
+    ['pspReference', item.pspReference],
+    ['originalReference', item.originalReference],
+    ['merchantAccountCode', item.merchantAccountCode],
+    ['merchantReference', item.merchantReference],
+    ['amount.value', item.amount?.value],
+    ['amount.currency', item.amount?.currency],
+    ['eventCode', item.eventCode],
+    ['success', item.success],
+  ];
+  return fields
+    .map(([name, v]) => {
+      if (v === undefined || v === null) return '';
+      if (typeof v === 'object' || typeof v === 'function' || typeof v === 'symbol') {
+        throw new WebhookRejection(400, `notification item field ${name} is not a string, number or boolean`);
+      }
+      return String(v);
+    })
+    .join(':');
 }
 
 /** Base64 HMAC-SHA256 of a signing string with a hex key (the reference's calculateHmac). */

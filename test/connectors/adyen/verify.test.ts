@@ -115,6 +115,22 @@ describe('the published vector (psp-webhooks.md §3.2)', () => {
     expect(adyenSigningString(item)).toBe('QFQTPCQ8HXSKGK82::AcmeECOM:ACME-0042:4900:EUR:AUTHORISATION:false');
     expect(isValidAdyenSignature(item, [VECTOR_KEY])).toBe(true);
   });
+
+  // Regression test: this once failed (parser fuzz test, seed -1526822340: a signed field {"toString":0}
+  // made the join throw a TypeError, a 500 instead of a refusal).
+  it('refuses a signed field that is an object (a 400), never throws anything else', () => {
+    for (const bad of [{ toString: 0 }, { a: 1 }, ['x']]) {
+      const item = { ...vectorItem(), pspReference: bad } as unknown as Parameters<typeof adyenSigningString>[0];
+      let err: unknown;
+      try {
+        isValidAdyenSignature(item, [VECTOR_KEY]);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(WebhookRejection);
+      expect(err).toMatchObject({ status: 400, message: 'notification item field pspReference is not a string, number or boolean' });
+    }
+  });
 });
 
 type Case = {

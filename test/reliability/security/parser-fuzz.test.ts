@@ -27,7 +27,11 @@ import { expectClearRefusal, HUB_ID, modeAvailable, MODES, nowS, PSP_ROWS, send,
 
 const RUNS = 200;
 const TIME_LIMIT_MS = 20_000;
-const params = { numRuns: RUNS, interruptAfterTimeLimit: TIME_LIMIT_MS, markInterruptAsFailure: false };
+// FUZZ_SEED=<seed> FUZZ_PATH=<path> replays a failure (both printed with it).
+const params = {
+  numRuns: RUNS, interruptAfterTimeLimit: TIME_LIMIT_MS, markInterruptAsFailure: false,
+  ...(process.env.FUZZ_SEED ? { seed: Number(process.env.FUZZ_SEED), path: process.env.FUZZ_PATH } : {}),
+};
 const ROWS = PSP_ROWS.filter((r) => pspConnectors.has(r.id));
 const figures: Record<string, number> = {};
 const count = (name: string) => (figures[name] = (figures[name] ?? 0) + 1);

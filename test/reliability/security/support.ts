@@ -85,7 +85,16 @@ function adyenSign(body: string, key: string | null): string {
       delete i.additionalData.hmacSignature;
       continue;
     }
-    const data = [i.pspReference, i.originalReference, i.merchantAccountCode, i.merchantReference, i.amount?.value, i.amount?.currency, i.eventCode, i.success].join(':');
+    // Sign whatever the fuzzer put there; a value that cannot even be printed signs as a marker
+    // (the connector must refuse it, not crash on it).
+    const printable = (v: unknown) => {
+      try {
+        return v === undefined || v === null ? '' : String(v);
+      } catch {
+        return '[unprintable]';
+      }
+    };
+    const data = [i.pspReference, i.originalReference, i.merchantAccountCode, i.merchantReference, i.amount?.value, i.amount?.currency, i.eventCode, i.success].map(printable).join(':');
     i.additionalData.hmacSignature = crypto.createHmac('sha256', Buffer.from(key, 'hex')).update(data, 'utf8').digest('base64');
     signatures.push(i.additionalData.hmacSignature);
   }
