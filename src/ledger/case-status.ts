@@ -17,7 +17,7 @@
  * derives it again.
  */
 import type { Sql } from '../store/db';
-import { addHistory } from './history';
+import { addHistory, type HistoryEntry } from './history';
 
 const TERMINAL = ['paid', 'withdrawn', 'uncollectible', 'closed'];
 const PAUSED = ['on_hold', 'disputed'];
@@ -71,6 +71,26 @@ export function deriveCaseStatus(given: ClaimFacts[]): DerivedCaseStatus | null 
   return { status: PROGRESS[rank(least.status)], resolution: null, ended: false };
 }
 
+/**
+ * What the case's claims change in the case, if anything: its new status and the timeline entry
+ * (null: it has ended already, has no claims, or already says so). Pure; refreshCaseStatus below
+ * and the set-based agency updates (src/sync/update-state.ts) write what it returns.
+ */
+export function caseStatusChange(
+  kase: { id: string; merchant_id: string; status: string }, claims: ClaimFacts[], now: Date, source: string,
+): { next: DerivedCaseStatus; history: HistoryEntry } | null {
+  if (TERMINAL.includes(kase.status)) return null;
+  const next = deriveCaseStatus(claims);
+  if (!next || next.status === kase.status) return null;
+  return {
+    next,
+    history: {
+      merchantId: kase.merchant_id, entity: 'case', entityId: kase.id, status: next.status, reason: next.resolution, source, occurredAt: now,
+      detail: { derived: next.ended ? 'every claim has ended' : 'from its claims (README, "Case status")' },
+    },
+  };
+}
+
 export async function refreshCaseStatus(sql: Sql, caseId: string, now: Date, source: string): Promise<void> {
   // The case and its claims' facts in one read (the claims ride along as JSON).
   const c = await sql.query<{ status: string; merchant_id: string; resolution: string | null; claims: ClaimFacts[] }>(
@@ -80,15 +100,13 @@ export async function refreshCaseStatus(sql: Sql, caseId: string, now: Date, sou
        FROM cases k WHERE k.id = $1`,
     [caseId],
   );
-  if (!c.rows[0] || TERMINAL.includes(c.rows[0].status)) return;
-  const next = deriveCaseStatus(c.rows[0].claims);
-  if (!next || next.status === c.rows[0].status) return;
+  if (!c.rows[0]) return;
+  const change = caseStatusChange({ id: caseId, ...c.rows[0] }, c.rows[0].claims, now, source);
+  if (!change) return;
+  const { next } = change;
   await sql.query(
     `UPDATE cases SET status = $2, resolution = $3, closed_at = CASE WHEN $5 THEN $4 ELSE closed_at END, updated_at = $4 WHERE id = $1`,
     [caseId, next.status, next.resolution, now, next.ended],
   );
-  await addHistory(sql, {
-    merchantId: c.rows[0].merchant_id, entity: 'case', entityId: caseId, status: next.status, reason: next.resolution, source, occurredAt: now,
-    detail: { derived: next.ended ? 'every claim has ended' : 'from its claims (README, "Case status")' },
-  }, now);
+  await addHistory(sql, change.history, now);
 }

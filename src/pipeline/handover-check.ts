@@ -82,6 +82,7 @@ export async function checkHandovers(ctx: HubContext, sql: Sql, outbox: OutboxWr
   const notes = new Map<string, string[]>();
   if (!subjects.length) return notes;
   const customers = new Map<string, CheckedCustomer>();
+  // The customer as the last subject naming it left it (a batch's later event may have changed it).
   for (const s of subjects) if (s.locked) customers.set(s.customerId, s.locked);
   const toLock = [...new Set(subjects.map((s) => s.customerId).filter((id) => !customers.has(id)))].sort();
   if (toLock.length) {
@@ -119,7 +120,7 @@ export async function checkHandovers(ctx: HubContext, sql: Sql, outbox: OutboxWr
   const writes: Writes = { newCases: [], stackedCases: [], sumCosts: [], claims: [], history: [] };
   for (const { customer, merchant } of checks) {
     const mine = waiting.filter((i) => i.check_debtor_id === customer.debtor_id);
-    notes.set(customer.id, await decideDebtor(ctx, sql, outbox, customer, merchant, mine, now, writes));
+    notes.set(customer.id, await decideDebtor(sql, outbox, customer, merchant, mine, now, writes));
   }
   await writeHandovers(sql, writes, now);
   return notes;
@@ -127,7 +128,7 @@ export async function checkHandovers(ctx: HubContext, sql: Sql, outbox: OutboxWr
 
 /** One debtor's check, decided in memory; what it writes goes into `writes` (and the outbox writer). */
 async function decideDebtor(
-  _ctx: HubContext, sql: Sql, outbox: OutboxWriter, customer: CheckedCustomer, merchant: MerchantSettings, waiting: Waiting[], now: Date, writes: Writes,
+  sql: Sql, outbox: OutboxWriter, customer: CheckedCustomer, merchant: MerchantSettings, waiting: Waiting[], now: Date, writes: Writes,
 ): Promise<string[]> {
   const customerId = customer.id;
   const debtorId = customer.debtor_id;

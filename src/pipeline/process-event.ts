@@ -211,21 +211,8 @@ export async function processEvent(ctx: HubContext, row: OutboxRow<'process_even
  * notes of its own checks, for its log line.
  */
 export async function runChecks(ctx: HubContext, sql: Sql, outbox: OutboxWriter, applied: (AppliedEvent | null)[], now: Date): Promise<void> {
-  const subjects: HandoverSubject[] = [];
-  const latest = new Map<string, HandoverSubject>();
-  for (const a of applied) {
-    for (const s of a?.checks ?? []) {
-      // The customer as the last event that touched it left it (locked all along).
-      const known = latest.get(s.customerId);
-      if (known) {
-        if (s.locked) known.locked = s.locked;
-        continue;
-      }
-      const copy = { ...s };
-      latest.set(s.customerId, copy);
-      subjects.push(copy);
-    }
-  }
+  // checkHandovers takes each customer as the last event that touched it left it, and one check per debtor.
+  const subjects = applied.flatMap((a) => a?.checks ?? []);
   if (!subjects.length) return;
   const notes = await checkHandovers(ctx, sql, outbox, subjects, now);
   const told = new Set<string>();
@@ -237,4 +224,3 @@ export async function runChecks(ctx: HubContext, sql: Sql, outbox: OutboxWriter,
     }
   }
 }
-

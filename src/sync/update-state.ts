@@ -15,7 +15,7 @@ import type { Sql } from '../store/db';
 import type { CaseRow, ClaimRow, InvoiceRow } from '../ledger/rows';
 import { decideClaimUpdate, isNewer, type ClaimState } from '../ledger/agency-update-decision';
 import { addHistoryRows, type HistoryEntry } from '../ledger/history';
-import { deriveCaseStatus } from '../ledger/case-status';
+import { caseStatusChange } from '../ledger/case-status';
 import { recordExchanges, type ExchangeEntry } from '../exchanges/exchange-log';
 
 const TERMINAL = ['paid', 'withdrawn', 'uncollectible', 'closed'];
@@ -129,15 +129,12 @@ function applyToClaim(state: UpdateState, claim: Claim, u: AgencyUpdate, source:
 
 /** The case follows its claims after one changed (src/ledger/case-status.ts), in memory. */
 function refreshCase(state: UpdateState, kase: CaseRow, now: Date, source: string): void {
-  if (TERMINAL.includes(kase.status)) return;
-  const next = deriveCaseStatus(state.claimsByCase.get(kase.id) ?? []);
-  if (!next || next.status === kase.status) return;
+  const change = caseStatusChange(kase, state.claimsByCase.get(kase.id) ?? [], now, source);
+  if (!change) return;
+  const { next } = change;
   Object.assign(kase, { status: next.status, resolution: next.resolution, updated_at: now, ...(next.ended ? { closed_at: now } : {}) });
   state.changed.cases.add(kase);
-  state.history.push({
-    merchantId: kase.merchant_id, entity: 'case', entityId: kase.id, status: next.status, reason: next.resolution, source, occurredAt: now,
-    detail: { derived: next.ended ? 'every claim has ended' : 'from its claims (README, "Case status")' },
-  });
+  state.history.push(change.history);
 }
 
 /** What applying one update came to. */
